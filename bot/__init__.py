@@ -1,0 +1,1 @@
+"""iju-bot: the migration office's chatbot (web chat, LINE, Telegram, console)."""

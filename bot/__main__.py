@@ -1,0 +1,173 @@
+"""Command line: `python -m bot serve|chat|migrate|faq ...` (run from the repository root)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from faq.kb import KnowledgeBaseError, load_kb
+from faq.matcher import FaqMatcher
+
+log = logging.getLogger("bot")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.web import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.web.host
+    port = args.port or settings.web.port
+    print(f"iju-bot: web chat at http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.channels.console import chat, default_user
+    from bot.runtime import build_runtime
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        runtime = await build_runtime(settings)
+        try:
+            await chat(runtime.engine, args.user or default_user(), sys.stdin, sys.stdout)
+        finally:
+            await runtime.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.storage import migrate
+    from bot.storage.db import create_engine
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        db = create_engine(settings.database.url, root=settings.root)
+        try:
+            await migrate.upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print("database schema is up to date")
+    return 0
+
+
+def _kb_dir(args: argparse.Namespace) -> Path:
+    if args.kb:
+        return Path(args.kb)
+    return _settings(args).faq_dir
+
+
+def cmd_faq_check(args: argparse.Namespace) -> int:
+    directory = _kb_dir(args)
+    kb = load_kb(directory)
+    topics: dict[str, int] = {}
+    for entry in kb:
+        topics[entry.topic] = topics.get(entry.topic, 0) + 1
+    summary = ", ".join(f"{t} {n}" for t, n in sorted(topics.items()))
+    print(f"{directory}: {len(kb)} entries OK ({summary})")
+    return 0
+
+
+def cmd_faq_match(args: argparse.Namespace) -> int:
+    """One question per stdin line -> one JSON object per stdout line, flushed each time."""
+    directory = _kb_dir(args)
+    config = Path(args.config)
+    faq = load_settings(config).faq if config.exists() else Settings.model_fields["faq"].default
+    matcher = FaqMatcher(
+        load_kb(directory),
+        answer_threshold=faq.answer_threshold,
+        suggest_threshold=faq.suggest_threshold,
+    )
+    out = sys.stdout
+    for raw in sys.stdin:
+        query = raw.rstrip("\r\n")
+        result = matcher.match(query, top=args.top)
+        record = {
+            "query": query,
+            "matches": [{"id": m.entry.id, "score": round(m.score, 4)} for m in result.matches],
+            "answered": result.answered,
+        }
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("IJU_CONFIG", "config.toml"),
+        help="path of config.toml (default: ./config.toml or $IJU_CONFIG)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server (web chat, webhooks, console)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    chat = sub.add_parser("chat", help="chat with the bot in this terminal")
+    chat.add_argument("--user", help="who you are in the conversation (default: local-terminal)")
+    chat.set_defaults(func=cmd_chat)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        func=cmd_migrate
+    )
+
+    faq = sub.add_parser("faq", help="check and try the FAQ knowledge base")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True)
+    check = faq_sub.add_parser("check", help="validate the FAQ files")
+    check.add_argument("--kb", help="FAQ directory (default: from config.toml)")
+    check.set_defaults(func=cmd_faq_check)
+    match = faq_sub.add_parser("match", help="match questions from stdin, JSON lines out")
+    match.add_argument("--kb", help="FAQ directory (default: from config.toml)")
+    match.add_argument("--top", type=int, default=5)
+    match.set_defaults(func=cmd_faq_match)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        # A terminal chat or a JSON pipe should not be drowned in INFO lines.
+        level=os.environ.get(
+            "LOG_LEVEL", "INFO" if args.command in ("serve", "migrate") else "WARNING"
+        ).upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KnowledgeBaseError as exc:
+        print("FAQ files have problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

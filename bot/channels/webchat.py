@@ -1,0 +1,100 @@
+"""Web chat: the page at / and its JSON endpoint; also what a city embeds on its portal."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from bot.engine import Engine
+from bot.messages import EventKind, Incoming, Reply
+
+CHANNEL = "web"
+COOKIE = "iju_chat"
+MAX_BODY = 64 * 1024
+MAX_TEXT = 10_000
+PAGE = Path(__file__).with_name("webchat.html")
+
+
+def _visitor(request: Request) -> tuple[str, bool]:
+    """The visitor's id from their cookie, or a new random one (True when new)."""
+    token = request.cookies.get(COOKIE, "")
+    if 16 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum():
+        return token, False
+    return secrets.token_urlsafe(24), True
+
+
+def _with_cookie(response: Response, token: str) -> Response:
+    response.set_cookie(COOKIE, token, max_age=60 * 60 * 24 * 180, httponly=True, samesite="lax")
+    return response
+
+
+def _error(status: int, ja: str, en: str) -> JSONResponse:
+    return JSONResponse({"error": {"ja": ja, "en": en}}, status_code=status)
+
+
+def reply_json(reply: Reply) -> dict[str, Any]:
+    return {
+        "text": reply.text,
+        "choices": [{"label": c.label, "value": c.value} for c in reply.choices],
+        "links": [{"label": link.label, "url": link.url} for link in reply.links],
+    }
+
+
+class WebChat:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._page = PAGE.read_text(encoding="utf-8")
+
+    async def page(self, request: Request) -> Response:
+        token, new = _visitor(request)
+        response = HTMLResponse(self._page)
+        return _with_cookie(response, token) if new else response
+
+    async def message(self, request: Request) -> Response:
+        token, new = _visitor(request)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "メッセージが長すぎます。", "The message is too long.")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(
+                400, "送信内容を読み取れませんでした。", "The request was not valid JSON."
+            )
+        incoming = self._incoming(data, token)
+        if incoming is None:
+            return _error(
+                400,
+                "text か postback を文字列で送ってください。",
+                "Send a JSON object with a string 'text' or 'postback'.",
+            )
+        replies = await self.engine.handle(incoming)
+        response = JSONResponse({"replies": [reply_json(r) for r in replies]})
+        return _with_cookie(response, token) if new else response
+
+    @staticmethod
+    def _incoming(data: Any, visitor: str) -> Incoming | None:
+        if not isinstance(data, dict):
+            return None
+        text, postback, event_id = data.get("text"), data.get("postback"), data.get("id")
+        if event_id is not None and not (isinstance(event_id, str) and 0 < len(event_id) <= 64):
+            return None
+        common: dict[str, Any] = {
+            "channel": CHANNEL,
+            "user_id": visitor,
+            "event_id": event_id,
+            "timestamp": datetime.now(UTC),
+        }
+        if isinstance(postback, str) and postback:
+            return Incoming(kind=EventKind.POSTBACK, postback=postback[:300], **common)
+        if data.get("event") == "open":
+            return Incoming(kind=EventKind.FOLLOW, **common)
+        if isinstance(text, str):
+            return Incoming(kind=EventKind.TEXT, text=text[:MAX_TEXT], **common)
+        return None

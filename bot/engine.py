@@ -1,0 +1,246 @@
+"""The conversation engine: one DB transaction per incoming event: load, pick intent, run, save."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.messages import Choice, EventKind, Incoming, Link, Reply
+from bot.storage.models import (
+    ConversationState,
+    InboundEvent,
+    MessageLog,
+    Person,
+    UnansweredQuestion,
+)
+from faq.matcher import MatchResult
+from faq.normalize import clean, detect_language
+from intents.base import Intent, Outcome, Profile, Services, Turn
+
+__all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "Reply"]
+
+log = logging.getLogger(__name__)
+
+# Longer messages are cut before matching: a question is never this long, and matching
+# cost grows with length. The full text (up to LOG_LIMIT) is still logged for staff.
+MATCH_LIMIT = 1000
+LOG_LIMIT = 4000
+ATTEMPTS = 5
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Channel-neutral: knows nothing of LINE, Telegram or HTTP."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        services: Services,
+        intents: Sequence[Intent],
+        *,
+        default_language: str = "ja",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.sessions = sessions
+        self.services = services
+        self.intents = list(intents)
+        self.default_language = default_language
+        self.clock = clock
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Handle one event and return the replies to send. A redelivered event (same
+        event_id) returns [] and changes nothing. Two concurrent events for one person
+        cannot both win: the loser is retried on the fresh state."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self.sessions() as session, session.begin():
+                    return await self._handle(session, incoming)
+            except (IntegrityError, StaleDataError) as exc:
+                # A concurrent event created the person / moved the state first, or the
+                # same event id arrived twice at once: start over and see the winner's work.
+                log.info("retrying event after a concurrent write (%s)", type(exc).__name__)
+                await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == ATTEMPTS:
+                    raise
+                log.info("retrying event: SQLite database busy")
+                await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+        raise RuntimeError("event could not be handled after concurrent-write retries")
+
+    async def _handle(self, session: AsyncSession, incoming: Incoming) -> list[Reply]:
+        now = self.clock()
+        if incoming.event_id is not None:
+            seen = await session.scalar(
+                select(InboundEvent.id).where(
+                    InboundEvent.channel == incoming.channel,
+                    InboundEvent.event_id == incoming.event_id,
+                )
+            )
+            if seen is not None:
+                log.info("dropped duplicate %s event", incoming.channel)
+                return []
+            session.add(
+                InboundEvent(channel=incoming.channel, event_id=incoming.event_id, received_at=now)
+            )
+
+        person = await self._person(session, incoming, now)
+        # FOR UPDATE queues a person's concurrent events on PostgreSQL instead of letting them
+        # race; the version column still catches any write that slips past (and on SQLite).
+        state_row = await session.get(ConversationState, person.id, with_for_update=True)
+        if state_row is None:
+            state_row = ConversationState(person_id=person.id, data={}, updated_at=now)
+            session.add(state_row)
+        state: dict[str, Any] = dict(state_row.data or {})
+
+        text = clean(incoming.text)
+        turn = Turn(
+            incoming=incoming,
+            text=text[:MATCH_LIMIT],
+            lang=self._language(person, text),
+            profile=Profile(
+                person.language, person.language_chosen, person.audience, person.consent
+            ),
+            state=state,
+            services=self.services,
+            now=now,
+            postback=self._postback(incoming, text, state),
+        )
+        intent, outcome = self._run(turn)
+
+        for key, value in outcome.profile.items():
+            setattr(person, key, value)
+        if turn.lang != person.language and not person.language_chosen:
+            # Someone who writes in English keeps getting English until they choose.
+            person.language = turn.lang
+        new_state = dict(state) if outcome.state is None else dict(outcome.state)
+        offered = [c.value for r in outcome.replies for c in r.choices]
+        if offered:
+            new_state["choices"] = offered
+        elif outcome.replies:
+            new_state.pop("choices", None)
+        state_row.data = new_state
+        state_row.updated_at = now
+        # Always write the row: the version bump makes a concurrent event on stale state retry.
+        flag_modified(state_row, "data")
+
+        self._log(session, person, incoming, text, intent.name, outcome, now)
+        if outcome.unanswered is not None:
+            session.add(self._unanswered(person, outcome.unanswered, turn.lang, now))
+        log.info("%s event handled by %s", incoming.channel, intent.name)
+        return outcome.replies
+
+    async def _person(self, session: AsyncSession, incoming: Incoming, now: datetime) -> Person:
+        person = await session.scalar(
+            select(Person).where(
+                Person.channel == incoming.channel, Person.platform_user_id == incoming.user_id
+            )
+        )
+        if person is None:
+            hint = (incoming.language_hint or "")[:2].lower()
+            person = Person(
+                channel=incoming.channel,
+                platform_user_id=incoming.user_id,
+                language=hint if hint in ("ja", "en") else self.default_language,
+                language_chosen=False,
+                audience="company" if incoming.channel == "telegram" else "resident",
+                consent=False,
+                reachable=True,
+                created_at=now,
+                last_seen_at=now,
+            )
+            session.add(person)
+            await session.flush()
+        else:
+            person.last_seen_at = now
+            if incoming.kind is not EventKind.UNFOLLOW:
+                person.reachable = True
+        return person
+
+    def _language(self, person: Person, text: str) -> str:
+        if person.language_chosen:
+            return person.language
+        return detect_language(text) or person.language
+
+    @staticmethod
+    def _postback(incoming: Incoming, text: str, state: dict[str, Any]) -> str | None:
+        """A button press, or a typed number / label answering the last offered choices."""
+        if incoming.kind is EventKind.POSTBACK:
+            return incoming.postback or ""
+        if incoming.kind is not EventKind.TEXT:
+            return None
+        offered = state.get("choices") or []
+        if text.isdigit() and 1 <= int(text) <= len(offered):
+            return str(offered[int(text) - 1])
+        return None
+
+    def _run(self, turn: Turn) -> tuple[Intent, Outcome]:
+        for intent in self.intents:
+            try:
+                if intent.claims(turn):
+                    return intent, intent.respond(turn)
+            except Exception as exc:  # an intent bug must not reach the person as a 500
+                frames = "".join(traceback.format_tb(exc.__traceback__))
+                # The exception's message may quote the person's text: log only its type.
+                log.error("intent %s failed: %s\n%s", intent.name, type(exc).__name__, frames)
+                return intent, Outcome([Reply(turn.say("internal_error"))])
+        raise LookupError("no intent claimed the turn; the registry must end with a fallback")
+
+    @staticmethod
+    def _log(
+        session: AsyncSession,
+        person: Person,
+        incoming: Incoming,
+        text: str,
+        intent: str,
+        outcome: Outcome,
+        now: datetime,
+    ) -> None:
+        said = text or (f"[{incoming.postback}]" if incoming.postback else f"[{incoming.kind}]")
+        session.add(
+            MessageLog(
+                person_id=person.id,
+                direction="in",
+                text=said[:LOG_LIMIT],
+                intent=intent,
+                created_at=now,
+            )
+        )
+        for reply in outcome.replies:
+            session.add(
+                MessageLog(
+                    person_id=person.id,
+                    direction="out",
+                    text=reply.text[:LOG_LIMIT],
+                    intent=intent,
+                    created_at=now,
+                )
+            )
+
+    @staticmethod
+    def _unanswered(
+        person: Person, result: MatchResult, lang: str, now: datetime
+    ) -> UnansweredQuestion:
+        best = result.best
+        return UnansweredQuestion(
+            person_id=person.id,
+            text=result.query[:LOG_LIMIT],
+            language=lang,
+            band=result.band.value,
+            best_entry_id=best.entry.id if best else None,
+            best_score=best.score if best else None,
+            created_at=now,
+        )

@@ -1,0 +1,1 @@
+"""Persistence: database engine set-up, models, migrations and small query functions."""

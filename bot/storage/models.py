@@ -1,0 +1,117 @@
+"""SQLAlchemy models: people, their conversation state, inbound event ids and the message log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    """Someone who talks to the bot on one channel; (channel, platform_user_id) is their key."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("channel", "platform_user_id", name="uq_people_channel_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(8), default="ja")
+    # Set once the person picks a language, so their messages no longer switch it.
+    language_chosen: Mapped[bool] = mapped_column(default=False)
+    audience: Mapped[str] = mapped_column(String(16), default="resident")  # resident | company
+    consent: Mapped[bool] = mapped_column(default=False)
+    reachable: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ConversationState(Base):
+    """Where a person is in a conversation. `version` makes concurrent updates lose loudly."""
+
+    __tablename__ = "conversation_states"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
+
+
+class InboundEvent(Base):
+    """Platform event ids already taken in, so a redelivered event is not handled twice."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_inbound_channel_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MessageLog(Base):
+    """What was said, both ways, for staff and the handoff inbox; purged after a retention time."""
+
+    __tablename__ = "message_log"
+    __table_args__ = (Index("ix_message_log_person_time", "person_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UnansweredQuestion(Base):
+    """A question the bot did not answer outright: what staff should write FAQ entries for."""
+
+    __tablename__ = "unanswered_questions"
+    __table_args__ = (Index("ix_unanswered_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), nullable=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    band: Mapped[str] = mapped_column(String(16))  # suggest | unknown
+    best_entry_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    best_score: Mapped[float | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

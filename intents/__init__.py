@@ -1,0 +1,1 @@
+"""Conversation capabilities, one module each, tried in the order of intents.registry."""

@@ -1,0 +1,98 @@
+"""What an intent sees (Turn) and what it returns (Outcome); the engine does all the I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Protocol
+
+from bot.messages import Choice, EventKind, Incoming, Reply
+from faq.kb import TOPICS
+from faq.matcher import FaqMatcher, MatchResult
+from faq.normalize import fold
+from intents.i18n import Catalog
+
+
+@dataclass(frozen=True)
+class Profile:
+    language: str
+    language_chosen: bool
+    audience: str
+    consent: bool
+
+
+@dataclass(frozen=True)
+class Services:
+    """Read-only things every intent may use; built once per process."""
+
+    matcher: FaqMatcher
+    catalog: Catalog
+    city_name: Mapping[str, str]
+    contact: Mapping[str, str]
+    suggestions: int = 3
+
+
+@dataclass
+class Turn:
+    incoming: Incoming
+    text: str  # cleaned (NFKC, no control characters)
+    lang: str  # the language to answer in
+    profile: Profile
+    state: Mapping[str, Any]
+    services: Services
+    now: datetime
+    # The engine resolves a typed number ("2") against the last choices into this value.
+    postback: str | None = None
+
+    @cached_property
+    def folded(self) -> str:
+        return fold(self.text)
+
+    @cached_property
+    def faq(self) -> MatchResult:
+        """The FAQ match for this message, computed at most once per turn."""
+        return self.services.matcher.match(self.text, top=max(5, self.services.suggestions))
+
+    @property
+    def is_text(self) -> bool:
+        return self.incoming.kind is EventKind.TEXT and self.postback is None
+
+    def say(self, key: str, **values: object) -> str:
+        return self.services.catalog.text(key, self.lang, **values)
+
+    def topic_choices(self) -> tuple[Choice, ...]:
+        return tuple(Choice(self.say(f"topic.{t}"), f"topic:{t}") for t in TOPICS)
+
+    def menu_choice(self) -> Choice:
+        return Choice(self.say("choice_menu"), "menu")
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply]
+    # The new conversation state; None keeps the stored one untouched.
+    state: dict[str, Any] | None = None
+    # Profile fields to change, e.g. {"language": "en", "language_chosen": True}.
+    profile: dict[str, Any] = field(default_factory=dict)
+    # A question the bot did not answer outright, for staff to see.
+    unanswered: MatchResult | None = None
+
+
+class Intent(Protocol):
+    name: str
+
+    def claims(self, turn: Turn) -> bool:
+        """Whether this intent handles the turn; asked in registry order, first one wins."""
+        ...
+
+    def respond(self, turn: Turn) -> Outcome: ...
+
+
+def keyword_set(*words: str) -> frozenset[str]:
+    """Folded forms of trigger words, so 'ＭＥＮＵ', 'Menu' and 'menu' all match."""
+    return frozenset(fold(w) for w in words)
+
+
+IntentFactory = Callable[[], Intent]

@@ -1,0 +1,51 @@
+"""The last resort: say honestly that we don't know, and how to reach a person."""
+
+from __future__ import annotations
+
+from bot.messages import EventKind, Reply
+from intents.base import Outcome, Turn
+
+
+class Unreadable:
+    """Stickers, images, files, locations, empty messages: say what the bot can read."""
+
+    name = "unreadable"
+
+    def claims(self, turn: Turn) -> bool:
+        if turn.incoming.kind is EventKind.MEDIA:
+            return True
+        return turn.is_text and not turn.folded
+
+    def respond(self, turn: Turn) -> Outcome:
+        key = "media_not_supported" if turn.incoming.kind is EventKind.MEDIA else "empty_message"
+        return Outcome([Reply(turn.say(key), choices=turn.topic_choices())])
+
+
+class Unfollow:
+    """The person blocked or removed the bot: nothing to say, just stop messaging them."""
+
+    name = "unfollow"
+
+    def claims(self, turn: Turn) -> bool:
+        return turn.incoming.kind is EventKind.UNFOLLOW
+
+    def respond(self, turn: Turn) -> Outcome:
+        return Outcome([], profile={"reachable": False})
+
+
+class DontKnow:
+    name = "fallback"
+
+    def claims(self, turn: Turn) -> bool:
+        return True
+
+    def respond(self, turn: Turn) -> Outcome:
+        contact = turn.services.contact.get(turn.lang) or turn.services.contact["ja"]
+        unanswered = turn.faq if turn.is_text and turn.folded else None
+        return Outcome(
+            [
+                Reply(turn.say("dont_know", contact=contact)),
+                Reply(turn.say("dont_know_topics"), choices=turn.topic_choices()),
+            ],
+            unanswered=unanswered,
+        )

@@ -1,0 +1,37 @@
+"""Answer from the knowledge base, or offer the closest entries when not sure (「もしかして…」)."""
+
+from __future__ import annotations
+
+from bot.messages import Choice, Reply
+from faq.kb import Entry
+from faq.matcher import Band
+from intents.base import Outcome, Turn
+
+
+def answer_reply(turn: Turn, entry: Entry) -> Reply:
+    return Reply(entry.answer_in(turn.lang), choices=(turn.menu_choice(),))
+
+
+class FaqAnswer:
+    name = "faq"
+
+    def claims(self, turn: Turn) -> bool:
+        if turn.postback is not None:
+            return turn.postback.startswith("faq:")
+        return turn.is_text and bool(turn.folded) and turn.faq.band is not Band.UNKNOWN
+
+    def respond(self, turn: Turn) -> Outcome:
+        if turn.postback is not None:
+            entry = turn.services.matcher.kb.get(turn.postback.split(":", 1)[1])
+            if entry is None:
+                return Outcome([Reply(turn.say("faq_unknown_entry"), choices=turn.topic_choices())])
+            return Outcome([answer_reply(turn, entry)])
+        result = turn.faq
+        if result.band is Band.ANSWER and result.best is not None:
+            return Outcome([answer_reply(turn, result.best.entry)])
+        closest = result.matches[: turn.services.suggestions]
+        choices = tuple(Choice(m.entry.title_in(turn.lang), f"faq:{m.entry.id}") for m in closest)
+        return Outcome(
+            [Reply(turn.say("did_you_mean"), choices=(*choices, turn.menu_choice()))],
+            unanswered=result,
+        )

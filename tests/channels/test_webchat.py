@@ -1,0 +1,71 @@
+"""The web chat page and JSON endpoint, through the real app and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.config import Settings
+from bot.web import create_app
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, migrate_schema=True), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_page_is_served_with_a_visitor_cookie(client: TestClient) -> None:
+    res = client.get("/")
+    assert res.status_code == 200 and "移住相談チャット" in res.text
+    assert "iju_chat" in res.cookies
+
+
+def test_conversation_keeps_the_visitor(client: TestClient) -> None:
+    client.get("/")
+    first = client.post("/api/chat", json={"text": "English"})
+    assert first.status_code == 200
+    res = client.post("/api/chat", json={"postback": "topic:housing"})
+    body = res.json()
+    assert body["replies"][0]["text"].startswith("Common questions about Housing")
+    assert body["replies"][0]["choices"][0]["value"].startswith("faq:housing.")
+
+
+def test_open_event_gets_welcome(client: TestClient) -> None:
+    res = client.post("/api/chat", json={"event": "open"})
+    assert "小諸市" in res.json()["replies"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"", b"[1, 2]", b'"text"', b'{"text": 5}', b'{"text": null}', b"\xff\xfe"],
+)
+def test_malformed_bodies_get_a_clear_400(client: TestClient, body: bytes) -> None:
+    res = client.post("/api/chat", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 400
+    assert "error" in res.json() and "Traceback" not in res.text
+
+
+def test_huge_and_odd_text_is_answered(client: TestClient) -> None:
+    for text in ["a" * 10_000, "😀", "\u0000", "   "]:
+        res = client.post("/api/chat", json={"text": text})
+        assert res.status_code == 200 and res.json()["replies"]
+
+
+def test_oversized_body_is_refused(client: TestClient) -> None:
+    res = client.post("/api/chat", content=b'{"text": "' + b"a" * 70_000 + b'"}')
+    assert res.status_code == 413
+
+
+def test_double_submit_with_same_id_answers_once(client: TestClient) -> None:
+    client.get("/")
+    first = client.post("/api/chat", json={"text": "English", "id": "m-1"})
+    again = client.post("/api/chat", json={"text": "English", "id": "m-1"})
+    assert first.json()["replies"] and again.json()["replies"] == []
+
+
+def test_healthz_reports_database(client: TestClient) -> None:
+    res = client.get("/healthz")
+    assert res.status_code == 200 and res.json()["database"] == "ok"
