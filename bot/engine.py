@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from faq.matcher import MatchResult
 from faq.normalize import clean, detect_language
 from intents.base import Intent, Outcome, Profile, Services, Turn
 
-__all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "Reply"]
+__all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "RepliesHook", "Reply"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MATCH_LIMIT = 1000
 LOG_LIMIT = 4000
 ATTEMPTS = 5
+# Returned for an event id already handled; compared by identity, never mutated.
+DUPLICATE: list[Reply] = []
+RepliesHook = Callable[[AsyncSession, list[Reply]], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -61,14 +64,23 @@ class Engine:
         self.default_language = default_language
         self.clock = clock
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
+    async def handle(
+        self, incoming: Incoming, *, on_replies: RepliesHook | None = None
+    ) -> list[Reply]:
         """Handle one event and return the replies to send. A redelivered event (same
         event_id) returns [] and changes nothing. Two concurrent events for one person
-        cannot both win: the loser is retried on the fresh state."""
+        cannot both win: the loser is retried on the fresh state.
+
+        `on_replies(session, replies)` runs inside the same transaction, so a channel can
+        store what it must send atomically with the state change (nothing lost in a crash).
+        """
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.sessions() as session, session.begin():
-                    return await self._handle(session, incoming)
+                    replies = await self._handle(session, incoming)
+                    if on_replies is not None and replies is not DUPLICATE:
+                        await on_replies(session, replies)
+                    return list(replies)
             except (IntegrityError, StaleDataError) as exc:
                 # A concurrent event created the person / moved the state first, or the
                 # same event id arrived twice at once: start over and see the winner's work.
@@ -92,7 +104,7 @@ class Engine:
             )
             if seen is not None:
                 log.info("dropped duplicate %s event", incoming.channel)
-                return []
+                return DUPLICATE
             session.add(
                 InboundEvent(channel=incoming.channel, event_id=incoming.event_id, received_at=now)
             )

@@ -115,3 +115,31 @@ class UnansweredQuestion(Base):
     best_entry_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     best_score: Mapped[float | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookInbox(Base):
+    """A platform event accepted at the webhook, kept until its replies have been sent.
+
+    Written before the webhook answers 200, so an accepted event survives a crash: on start-up
+    rows still `accepted` are processed and rows `processed` have their replies sent.
+    """
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "event_id", name="uq_webhook_inbox_channel_event"),
+        Index("ix_webhook_inbox_status", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the platform's event, as received
+    status: Mapped[str] = mapped_column(
+        String(16), default="accepted"
+    )  # accepted|processed|sent|failed
+    # The engine's replies, channel-neutral, stored in the engine's own transaction.
+    replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
