@@ -1,0 +1,251 @@
+"""The Retriever: builds every index once (analysis, BM25 fields, cached entry embeddings) and
+ranks a query with no I/O. Signals, one array over the entries each:
+
+  lem_qa   BM25 over content lemmas (+ synonym group terms) of questions and answers, ja + en
+  lem_a    the same over answers only (a second length normalisation: answers are long)
+  sub_qa   BM25 over character bigrams inside those lemmas (compounds: 保育 vs 保育園)
+  read_q   BM25 over kana-reading n-grams of the questions (kana-only queries, wrong kanji)
+  fuzzy_q  rapidfuzz similarity to the questions, short queries only (typos in keywords)
+  <m>_q    cosine of the query to the questions, per dense model m (max over a entry's questions)
+  <m>_qa   cosine of the query to question + answer passages
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import fusion
+from .anacache import CachedAnalyzer
+from .analyzer import Analysis, Analyzer, load_analyzer
+from .bm25 import BM25, FloatArray, char_ngrams
+from .dense import Encoder, load_encoders
+from .embcache import embed_cached
+from .features import ranking_features
+from .fuzzy import FuzzyQuestions
+from .segment import question_focus
+from .synonyms import Synonyms
+from .values import Document, Ranking, Scored
+
+log = logging.getLogger(__name__)
+
+_READING_NGRAMS = (2, 3)
+_FUZZY_CANDIDATES = 50
+
+
+def subwords(terms: Sequence[str]) -> list[str]:
+    """Character bigrams inside Japanese lemmas longer than two characters."""
+    out: list[str] = []
+    for t in terms:
+        if t.isascii() or t.startswith("≡"):
+            continue
+        out.extend(char_ngrams(t, (2,)) if len(t) > 2 else [t])
+    return out
+
+
+@dataclass(frozen=True)
+class _DenseIndex:
+    encoder: Encoder
+    questions: FloatArray  # one row per question unit
+    passages: FloatArray  # one row per passage unit
+
+
+def top_indices(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    return best[np.argsort(-scores[best], kind="stable")]
+
+
+class _Pool:
+    """Max-pools scores over units (several phrasings or languages of one entry) into entries."""
+
+    def __init__(self, owners: Sequence[int]) -> None:
+        owner = np.asarray(owners, dtype=np.int64)
+        # Units are emitted entry by entry, so each entry's units are contiguous.
+        self._starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        self._identity = len(self._starts) == len(owner)
+
+    def __call__(self, unit_scores: FloatArray) -> FloatArray:
+        if self._identity:
+            return unit_scores
+        return np.maximum.reduceat(unit_scores, self._starts)
+
+
+class Retriever:
+    def __init__(
+        self,
+        docs: Sequence[Document],
+        analyzer: Analyzer,
+        synonyms: Synonyms,
+        encoders: Sequence[Encoder],
+        cache_dir: Path | None,
+    ) -> None:
+        t0 = time.perf_counter()
+        cached = CachedAnalyzer(analyzer, cache_dir)
+        self.docs = list(docs)
+        self.ids = [d.id for d in self.docs]
+        self.analyzer = analyzer
+        self.synonyms = synonyms
+
+        q_texts: list[str] = []
+        q_owner: list[int] = []
+        p_texts: list[str] = []
+        p_owner: list[int] = []
+        doc_terms: list[list[str]] = []
+        ans_terms: list[list[str]] = []
+        q_readings: list[list[str]] = []
+        for i, d in enumerate(self.docs):
+            questions = [q for q in (*d.questions_ja, *d.questions_en) if q.strip()] or [
+                d.answer_ja[:100] or d.id
+            ]
+            q_texts.extend(questions)
+            q_owner.extend([i] * len(questions))
+            qa = [
+                t
+                for t in (
+                    self._passage(d.questions_ja, d.answer_ja),
+                    self._passage(d.questions_en, d.answer_en),
+                )
+                if t
+            ]
+            p_texts.extend(qa or questions[:1])
+            p_owner.extend([i] * len(qa or questions[:1]))
+            terms: list[str] = []
+            for q in questions:
+                a = cached.analyse(q)
+                terms += a.terms + synonyms.terms(q, a)
+                q_readings.append(char_ngrams(a.reading, _READING_NGRAMS))
+            answers: list[str] = []
+            for text in (d.answer_ja, d.answer_en):
+                if text.strip():
+                    a = cached.analyse(text)
+                    answers += a.terms + synonyms.terms(text, a)
+            doc_terms.append(terms + answers)
+            ans_terms.append(answers)
+        cached.save()
+        self._lem_qa = BM25(doc_terms)
+        self._lem_a = BM25(ans_terms)
+        self._sub_qa = BM25([subwords(t) for t in doc_terms])
+        self._read_q = BM25(q_readings)
+        self._doc_termsets = [frozenset(t) for t in doc_terms]
+        self._q_pool = _Pool(q_owner)
+        self._p_pool = _Pool(p_owner)
+        owner = np.asarray(q_owner)
+        self._units_of = [np.flatnonzero(owner == i) for i in range(len(self.docs))]
+        self._fuzzy = FuzzyQuestions(q_texts)
+        self.lexical_seconds = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        self._dense = [
+            _DenseIndex(
+                encoder=e,
+                questions=embed_cached(e, q_texts, "question", cache_dir),
+                passages=embed_cached(e, p_texts, "passage", cache_dir),
+            )
+            for e in encoders
+        ]
+        self.dense_seconds = time.perf_counter() - t1
+        self.weights = fusion.weights_for(tuple(e.key for e in encoders))
+        self.build_seconds = time.perf_counter() - t0
+
+    @staticmethod
+    def _passage(questions: Sequence[str], answer: str) -> str:
+        if not answer.strip():
+            return ""
+        head = questions[0] if questions else ""
+        return f"{head}\n{answer}".strip()
+
+    @classmethod
+    def build(
+        cls,
+        docs: Sequence[Document],
+        *,
+        cache_dir: Path | None = None,
+        dense: str = "auto",
+        synonyms: Path | None = None,
+    ) -> Retriever:
+        analyzer = load_analyzer()
+        table = Synonyms.load(synonyms, analyzer)
+        encoders = load_encoders(dense)
+        r = cls(docs, analyzer, table, encoders, cache_dir)
+        log.info(
+            "faq.retrieval: %d entries indexed in %.2fs (analyser %s, %d synonym groups, "
+            "dense: %s)",
+            len(r.docs),
+            r.build_seconds,
+            analyzer.name,
+            len(table),
+            ", ".join(e.name for e in encoders) or "off (lexical only)",
+        )
+        return r
+
+    @property
+    def dense_models(self) -> list[str]:
+        return [d.encoder.name for d in self._dense]
+
+    # --- query time: no I/O below this line ------------------------------------------------
+    def signals(
+        self, query: str, weights: Mapping[str, float] | None = None
+    ) -> tuple[dict[str, FloatArray], Analysis, list[str]]:
+        """The signals for `query` that `weights` use (all of them when None), one score per
+        entry; lem_qa is always computed (the confidence features read it)."""
+        a = self.analyzer.analyse(query)
+        groups = self.synonyms.terms(query, a)
+        terms = a.terms + groups
+
+        def wanted(name: str) -> bool:
+            return weights is None or bool(weights.get(name))
+
+        out: dict[str, FloatArray] = {"lem_qa": self._lem_qa.score(terms, groups)}
+        if wanted("lem_a"):
+            out["lem_a"] = self._lem_a.score(terms, groups)
+        if wanted("sub_qa"):
+            out["sub_qa"] = self._sub_qa.score(subwords(a.terms))
+        if wanted("read_q"):
+            grams = char_ngrams(a.reading, _READING_NGRAMS)
+            out["read_q"] = self._q_pool(self._read_q.score(grams))
+        if wanted("fuzzy_q") and self._fuzzy.applies(query):
+            near = top_indices(out["lem_qa"], _FUZZY_CANDIDATES)
+            units = np.concatenate([self._units_of[int(i)] for i in near])
+            out["fuzzy_q"] = self._q_pool(self._fuzzy.scores(query, units))
+        if self._dense:
+            focus = question_focus(query)
+            for d in self._dense:
+                v = d.encoder.encode([focus], "query")[0]
+                out[f"{d.encoder.key}_q"] = self._q_pool(d.questions @ v)
+                if wanted(f"{d.encoder.key}_qa"):
+                    out[f"{d.encoder.key}_qa"] = self._p_pool(d.passages @ v)
+        return out, a, terms
+
+    def rank(self, query: str, top: int = 5) -> Ranking:
+        if not self.docs:
+            return Ranking([], {})
+        weights = fusion.adjust_for_query(self.weights, query)
+        signals, analysis, terms = self.signals(query, weights)
+        fused = fusion.fuse(signals, weights)
+        order = top_indices(fused, max(top, 2))
+        ranked = [Scored(self.ids[i], float(fused[i])) for i in order[:top]]
+        feats = ranking_features(
+            query=query,
+            analysis=analysis,
+            terms=terms,
+            fused=fused,
+            order=order,
+            signals=signals,
+            top_termset=self._doc_termsets[int(order[0])],
+            fuzzy_top=self._fuzzy.best_for(query, self._units_of[int(order[0])]),
+            dense_keys=[d.encoder.key for d in self._dense],
+        )
+        return Ranking(ranked, feats)
+
+    def explain(self, query: str) -> dict[str, Any]:
+        """Per-signal top entries, for staff debugging (not used by the bot)."""
+        signals, _, _ = self.signals(query)
+        return {name: [self.ids[int(i)] for i in np.argsort(-s)[:3]] for name, s in signals.items()}
