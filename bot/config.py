@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,9 +84,111 @@ class FaqSettings(_Section):
     suggestions: int = Field(default=3, ge=1, le=5)
 
 
+class ReminderSettings(_Section):
+    # Days before the tour's first day; each reminder goes out at `at` local time.
+    days_before: list[int] = Field(default_factory=lambda: [7, 1])
+    at: time = time(10, 0)
+    # No message is sent between quiet_from and quiet_until (local time); a late reminder
+    # waits for the morning.
+    quiet_from: time = time(21, 0)
+    quiet_until: time = time(8, 0)
+
+    @field_validator("days_before")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 or d > 60 for d in value):
+            raise ValueError("whole numbers of days between 0 and 60, such as [7, 1]")
+        return sorted(set(value), reverse=True)
+
+
+class SignupSettings(_Section):
+    privacy_notice: Localized
+    # A half-filled form untouched for this long asks "continue or start over?".
+    resume_after_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
+class StaffSettings(_Section):
+    # Telegram chat that receives sign-up and cancellation notices; empty = log only.
+    telegram_chat_id: str = ""
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+
+class RichMenuArea(_Section):
+    """One cell of the LINE rich menu: what it shows and the postback the engine gets."""
+
+    label: Localized
+    # A postback the intents understand (topic:housing, menu, lang, help, ...).
+    postback: str = Field(min_length=1, max_length=300)
+
+
+def _default_rich_menu_areas() -> list[RichMenuArea]:
+    cells = [
+        ("住まい", "Housing", "topic:housing"),
+        ("子育て", "Childcare", "topic:childcare"),
+        ("仕事場", "Workspaces", "topic:telework"),
+        ("ツアー申込", "Tours", "topic:tours"),
+        ("使い方", "Help", "help"),
+        ("言語 / Language", "Language", "lang"),
+    ]
+    return [RichMenuArea(label=Localized(ja=j, en=e), postback=p) for j, e, p in cells]
+
+
+class RichMenuSettings(_Section):
+    name: str = Field(default="iju-bot main menu", min_length=1, max_length=300)
+    # The label of the bar that opens the menu (LINE allows at most 14 characters).
+    chat_bar: str = Field(default="メニュー / Menu", min_length=1, max_length=14)
+    # Drawn as a grid of 3 columns; LINE allows at most 20 areas.
+    areas: list[RichMenuArea] = Field(
+        default_factory=_default_rich_menu_areas, min_length=1, max_length=12
+    )
+
+
+class LineSettings(_Section):
+    # LINE_API_BASE_URL in the environment points the SDK at a local fake for tests and
+    # benchmarks; image uploads go to api-data.line.me unless this is changed.
+    api_base_url: str = "https://api.line.me"
+    rich_menu: RichMenuSettings = RichMenuSettings()
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("an http(s):// URL such as https://api.line.me")
+        return value.rstrip("/")
+
+
+class TelegramCommand(_Section):
+    command: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    description: Localized
+
+
+def _default_telegram_commands() -> list[TelegramCommand]:
+    rows = [
+        ("start", "はじめる（話題の一覧）", "Start (list of topics)"),
+        ("help", "使い方", "How to use this bot"),
+        ("lang", "言語を切り替える", "Change language"),
+        ("cancel", "入力中の内容を取り消す", "Cancel what you are entering"),
+    ]
+    return [TelegramCommand(command=c, description=Localized(ja=j, en=e)) for c, j, e in rows]
+
+
+class TelegramSettings(_Section):
+    # TELEGRAM_API_BASE_URL: python-telegram-bot's base_url; the token is appended to it.
+    api_base_url: str = "https://api.telegram.org/bot"
+    commands: list[TelegramCommand] = Field(
+        default_factory=_default_telegram_commands, min_length=1, max_length=100
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("an http(s):// URL such as https://api.telegram.org/bot")
+        return value
 
 
 class Secrets(_Section):
@@ -103,6 +206,11 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     faq: FaqSettings = FaqSettings()
     web: WebSettings = WebSettings()
+    signup: SignupSettings
+    reminders: ReminderSettings = ReminderSettings()
+    staff: StaffSettings = StaffSettings()
+    line: LineSettings = LineSettings()
+    telegram: TelegramSettings = TelegramSettings()
     secrets: Secrets = Secrets()
     # Directory that relative paths in the file are resolved against.
     root: Path = Path(".")
@@ -118,6 +226,13 @@ _ENV_SECRETS = {
     "LINE_CHANNEL_ACCESS_TOKEN": "line_channel_access_token",
     "TELEGRAM_BOT_TOKEN": "telegram_bot_token",
     "TELEGRAM_WEBHOOK_SECRET": "telegram_webhook_secret",
+}
+
+
+# Non-secret settings the environment may override (local fakes in tests and benchmarks).
+_ENV_SETTINGS = {
+    "LINE_API_BASE_URL": ("line", "api_base_url"),
+    "TELEGRAM_API_BASE_URL": ("telegram", "api_base_url"),
 }
 
 
@@ -152,6 +267,10 @@ def load_settings(
     if env.get("DATABASE_URL"):
         raw.setdefault("database", {})["url"] = env["DATABASE_URL"]
         from_env["database.url"] = "DATABASE_URL"
+    for name, (section, key) in _ENV_SETTINGS.items():
+        if env.get(name):
+            raw.setdefault(section, {})[key] = env[name]
+            from_env[f"{section}.{key}"] = name
     raw["secrets"] = {key: env[name] for name, key in _ENV_SECRETS.items() if env.get(name)}
     raw["root"] = path.parent.resolve()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import traceback
@@ -11,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
+from bot.storage.bookings import BookingPolicy, SqlTourDesk
 from bot.storage.models import (
     ConversationState,
     InboundEvent,
@@ -25,7 +27,7 @@ from bot.storage.models import (
     UnansweredQuestion,
 )
 from faq.matcher import MatchResult
-from faq.normalize import clean, detect_language
+from faq.normalize import clean, detect_language, fold
 from intents.base import Intent, Outcome, Profile, Services, Turn
 
 __all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "RepliesHook", "Reply"]
@@ -54,6 +56,7 @@ class Engine:
         sessions: async_sessionmaker[AsyncSession],
         services: Services,
         intents: Sequence[Intent],
+        policy: BookingPolicy,
         *,
         default_language: str = "ja",
         clock: Callable[[], datetime] = utc_now,
@@ -61,6 +64,7 @@ class Engine:
         self.sessions = sessions
         self.services = services
         self.intents = list(intents)
+        self.policy = policy
         self.default_language = default_language
         self.clock = clock
 
@@ -122,16 +126,17 @@ class Engine:
         turn = Turn(
             incoming=incoming,
             text=text[:MATCH_LIMIT],
-            lang=self._language(person, text),
+            lang=self._language(person, text, state),
             profile=Profile(
                 person.language, person.language_chosen, person.audience, person.consent
             ),
             state=state,
             services=self.services,
             now=now,
+            desk=SqlTourDesk(session, self.policy, person.id, now),
             postback=self._postback(incoming, text, state),
         )
-        intent, outcome = self._run(turn)
+        intent, outcome = await self._run(turn)
 
         for key, value in outcome.profile.items():
             setattr(person, key, value)
@@ -139,7 +144,7 @@ class Engine:
             # Someone who writes in English keeps getting English until they choose.
             person.language = turn.lang
         new_state = dict(state) if outcome.state is None else dict(outcome.state)
-        offered = [c.value for r in outcome.replies for c in r.choices]
+        offered = [[c.value, c.label] for r in outcome.replies for c in r.choices]
         if offered:
             new_state["choices"] = offered
         elif outcome.replies:
@@ -149,7 +154,8 @@ class Engine:
         # Always write the row: the version bump makes a concurrent event on stale state retry.
         flag_modified(state_row, "data")
 
-        self._log(session, person, incoming, text, intent.name, outcome, now)
+        if not outcome.forget:
+            self._log(session, person, incoming, text, intent.name, outcome, now)
         if outcome.unanswered is not None:
             session.add(self._unanswered(person, outcome.unanswered, turn.lang, now))
         log.info("%s event handled by %s", incoming.channel, intent.name)
@@ -182,8 +188,10 @@ class Engine:
                 person.reachable = True
         return person
 
-    def _language(self, person: Person, text: str) -> str:
-        if person.language_chosen:
+    def _language(self, person: Person, text: str, state: dict[str, Any]) -> str:
+        # Inside a form, answers such as e-mail addresses or romaji names say nothing about
+        # the language the person reads.
+        if person.language_chosen or state.get("form"):
             return person.language
         return detect_language(text) or person.language
 
@@ -194,16 +202,23 @@ class Engine:
             return incoming.postback or ""
         if incoming.kind is not EventKind.TEXT:
             return None
-        offered = state.get("choices") or []
+        offered = [c for c in state.get("choices") or [] if isinstance(c, list) and len(c) == 2]
+        typed = fold(text)
+        for value, label in offered:
+            if typed and fold(label) == typed:  # the button's own words, typed
+                return str(value)
         if text.isdigit() and 1 <= int(text) <= len(offered):
-            return str(offered[int(text) - 1])
+            return str(offered[int(text) - 1][0])
         return None
 
-    def _run(self, turn: Turn) -> tuple[Intent, Outcome]:
+    async def _run(self, turn: Turn) -> tuple[Intent, Outcome]:
         for intent in self.intents:
             try:
                 if intent.claims(turn):
-                    return intent, intent.respond(turn)
+                    result = intent.respond(turn)
+                    return intent, (await result if inspect.isawaitable(result) else result)
+            except SQLAlchemyError:
+                raise  # the transaction is retried or fails as a whole, never half-applied
             except Exception as exc:  # an intent bug must not reach the person as a 500
                 frames = "".join(traceback.format_tb(exc.__traceback__))
                 # The exception's message may quote the person's text: log only its type.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class EventKind(StrEnum):
@@ -44,3 +45,20 @@ class Reply:
     text: str
     choices: tuple[Choice, ...] = field(default_factory=tuple)
     links: tuple[Link, ...] = field(default_factory=tuple)
+
+
+def reply_to_dict(reply: Reply) -> dict[str, Any]:
+    """A Reply as JSON-ready data, for the outbox and the webhook inbox."""
+    return {
+        "text": reply.text,
+        "choices": [{"label": c.label, "value": c.value} for c in reply.choices],
+        "links": [{"label": link.label, "url": link.url} for link in reply.links],
+    }
+
+
+def reply_from_dict(data: dict[str, Any]) -> Reply:
+    return Reply(
+        text=str(data.get("text", "")),
+        choices=tuple(Choice(str(c["label"]), str(c["value"])) for c in data.get("choices", ())),
+        links=tuple(Link(str(x["label"]), str(x["url"])) for x in data.get("links", ())),
+    )

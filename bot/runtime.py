@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.delivery import Courier, Pusher
 from bot.engine import Engine, utc_now
+from bot.scheduler import Worker
 from bot.storage import migrate
+from bot.storage.bookings import BookingPolicy
 from bot.storage.db import create_engine, session_factory
 from faq.kb import load_kb
 from faq.matcher import FaqMatcher
@@ -28,6 +31,16 @@ class Runtime:
     db: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     engine: Engine
+    policy: BookingPolicy
+    clock: Callable[[], datetime]
+    # Channels that can send unprompted (reminders, announcements) register here.
+    pushers: dict[str, Pusher] = field(default_factory=dict)
+
+    def worker(self) -> Worker:
+        reminders = self.settings.reminders
+        courier = Courier(self.sessions, self.pushers, self.clock)
+        quiet = (reminders.quiet_from, reminders.quiet_until)
+        return Worker(self.sessions, self.policy, quiet, courier, self.clock)
 
     async def aclose(self) -> None:
         await self.db.dispose()
@@ -40,6 +53,16 @@ def build_matcher(settings: Settings) -> FaqMatcher:
         kb,
         answer_threshold=settings.faq.answer_threshold,
         suggest_threshold=settings.faq.suggest_threshold,
+    )
+
+
+def booking_policy(settings: Settings, catalog: Catalog) -> BookingPolicy:
+    return BookingPolicy(
+        tz=settings.bot.tz,
+        reminder_days=settings.reminders.days_before,
+        reminder_at=settings.reminders.at,
+        staff_chat=settings.staff.telegram_chat_id,
+        catalog=catalog,
     )
 
 
@@ -58,13 +81,18 @@ async def build_runtime(
             await migrate.upgrade(db)
         elif not await migrate.is_current(db):
             log.warning("database schema is not current: run `python -m bot migrate`")
+        catalog = Catalog.load()
         services = Services(
             matcher=build_matcher(settings),
-            catalog=Catalog.load(),
-            city_name={"ja": settings.city.name.ja, "en": settings.city.name.en},
-            contact={"ja": settings.city.contact.ja, "en": settings.city.contact.en},
+            catalog=catalog,
+            city_name=settings.city.name.model_dump(),
+            contact=settings.city.contact.model_dump(),
+            tz=settings.bot.tz,
+            privacy_notice=settings.signup.privacy_notice.model_dump(),
             suggestions=settings.faq.suggestions,
+            resume_after_hours=settings.signup.resume_after_hours,
         )
+        policy = booking_policy(settings, catalog)
     except BaseException:
         await db.dispose()
         raise
@@ -73,7 +101,10 @@ async def build_runtime(
         sessions,
         services,
         default_intents(),
+        policy,
         default_language=settings.bot.default_language,
         clock=clock,
     )
-    return Runtime(settings=settings, db=db, sessions=sessions, engine=engine)
+    return Runtime(
+        settings=settings, db=db, sessions=sessions, engine=engine, policy=policy, clock=clock
+    )

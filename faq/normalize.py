@@ -8,7 +8,7 @@ import unicodedata
 _KATAKANA_TO_HIRAGANA = {cp: cp - 0x60 for cp in range(0x30A1, 0x30F7)}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
-_LATIN = re.compile(r"[A-Za-z]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(
     r"[\s!-/:-@\[-`{-~、。，．・「」『』（）【】〔〕［］｛｝〈〉《》！？…‥〜～ー−―‐]+"
@@ -34,6 +34,6 @@ def detect_language(text: str) -> str | None:
     """'ja' for Japanese script, 'en' for Latin words, None for emoji, digits and the like."""
     if _JAPANESE.search(text):
         return "ja"
-    if len(_LATIN.findall(text)) >= 2:
+    if "@" not in text and _LATIN_WORD.search(text):
         return "en"
     return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -13,6 +13,7 @@ from faq.kb import TOPICS
 from faq.matcher import FaqMatcher, MatchResult
 from faq.normalize import fold
 from intents.i18n import Catalog
+from intents.ports import TourDesk
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class Services:
     catalog: Catalog
     city_name: Mapping[str, str]
     contact: Mapping[str, str]
+    tz: tzinfo
+    privacy_notice: Mapping[str, str]
     suggestions: int = 3
+    resume_after_hours: int = 24
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Turn:
     state: Mapping[str, Any]
     services: Services
     now: datetime
+    desk: TourDesk  # tours and sign-ups, bound to this turn's transaction
     # The engine resolves a typed number ("2") against the last choices into this value.
     postback: str | None = None
 
@@ -65,6 +70,13 @@ class Turn:
     def topic_choices(self) -> tuple[Choice, ...]:
         return tuple(Choice(self.say(f"topic.{t}"), f"topic:{t}") for t in TOPICS)
 
+    def action_choices(self) -> tuple[Choice, ...]:
+        """Sign up and see one's bookings: offered beside the topics in the main menu."""
+        return (
+            Choice(self.say("signup.btn.signup"), "signup:start"),
+            Choice(self.say("choice_bookings"), "booking:list"),
+        )
+
     def menu_choice(self) -> Choice:
         return Choice(self.say("choice_menu"), "menu")
 
@@ -78,6 +90,8 @@ class Outcome:
     profile: dict[str, Any] = field(default_factory=dict)
     # A question the bot did not answer outright, for staff to see.
     unanswered: MatchResult | None = None
+    # True after erasing the person's data: the engine then keeps no log of this turn.
+    forget: bool = False
 
 
 class Intent(Protocol):
@@ -87,7 +101,9 @@ class Intent(Protocol):
         """Whether this intent handles the turn; asked in registry order, first one wins."""
         ...
 
-    def respond(self, turn: Turn) -> Outcome: ...
+    def respond(self, turn: Turn) -> Outcome | Awaitable[Outcome]:
+        """Plain intents return an Outcome; ones that read or book tours are async."""
+        ...
 
 
 def keyword_set(*words: str) -> frozenset[str]:

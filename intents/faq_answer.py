@@ -7,9 +7,18 @@ from faq.kb import Entry
 from faq.matcher import Band
 from intents.base import Outcome, Turn
 
+# Entries after which "sign up" is the obvious next step.
+SIGNUP_TOPICS = ("tours",)
+SIGNUP_HINTS = ("tour", "meeting", "signup", "visit")
+
 
 def answer_reply(turn: Turn, entry: Entry) -> Reply:
-    return Reply(entry.answer_in(turn.lang), choices=(turn.menu_choice(),))
+    choices: tuple[Choice, ...] = (turn.menu_choice(),)
+    if entry.topic in SIGNUP_TOPICS or (
+        entry.topic == "company" and any(h in entry.id for h in SIGNUP_HINTS)
+    ):
+        choices = (Choice(turn.say("signup.btn.signup"), "signup:start"), *choices)
+    return Reply(entry.answer_in(turn.lang), choices=choices)
 
 
 class FaqAnswer:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from intents.base import Intent
+from intents.bookings import MyBookings
 from intents.cancel import Cancel
 from intents.fallback import DontKnow, Unfollow, Unreadable
 from intents.faq_answer import FaqAnswer
 from intents.help import Help
 from intents.language import LanguageSwitch
+from intents.privacy import MyData
+from intents.signup import TourSignup
 from intents.topics import TopicMenu
 from intents.welcome import Menu, Thanks, Welcome
 
 
 def default_intents() -> list[Intent]:
-    # Order matters: commands that must work mid-form (cancel, language) come first, and
-    # the FAQ goes after every exact keyword so "menu" is never answered as a question.
+    # Order matters: cancel must work mid-form, so it comes before the sign-up form, which
+    # then owns every turn while a form is open (it handles language, back and FAQ questions
+    # itself and asks its step again). The FAQ goes after every exact keyword so "menu" is
+    # never answered as a question.
     return [
         Unfollow(),
         Unreadable(),
         Cancel(),
+        TourSignup(),
+        MyBookings(),
+        MyData(),
         LanguageSwitch(),
         Help(),
         Welcome(),

@@ -42,7 +42,8 @@ THANKS = keyword_set(
 def welcome_replies(turn: Turn) -> list[Reply]:
     city = turn.services.city_name.get(turn.lang) or turn.services.city_name["ja"]
     other = Choice(turn.say("choice_other_language"), "lang:en" if turn.lang == "ja" else "lang:ja")
-    return [Reply(turn.say("welcome", city=city), choices=(*turn.topic_choices(), other))]
+    choices = (*turn.topic_choices(), *turn.action_choices(), other)
+    return [Reply(turn.say("welcome", city=city), choices=choices)]
 
 
 class Welcome:
@@ -64,7 +65,8 @@ class Menu:
         return turn.postback == "menu" or (turn.is_text and turn.folded in MENU)
 
     def respond(self, turn: Turn) -> Outcome:
-        return Outcome([Reply(turn.say("menu_prompt"), choices=turn.topic_choices())])
+        choices = (*turn.topic_choices(), *turn.action_choices())
+        return Outcome([Reply(turn.say("menu_prompt"), choices=choices)])
 
 
 class Thanks:

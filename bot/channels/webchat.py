@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from bot.engine import Engine
-from bot.messages import EventKind, Incoming, Reply
+from bot.messages import EventKind, Incoming, reply_to_dict
 
 CHANNEL = "web"
 COOKIE = "iju_chat"
@@ -36,14 +36,6 @@ def _with_cookie(response: Response, token: str) -> Response:
 
 def _error(status: int, ja: str, en: str) -> JSONResponse:
     return JSONResponse({"error": {"ja": ja, "en": en}}, status_code=status)
-
-
-def reply_json(reply: Reply) -> dict[str, Any]:
-    return {
-        "text": reply.text,
-        "choices": [{"label": c.label, "value": c.value} for c in reply.choices],
-        "links": [{"label": link.label, "url": link.url} for link in reply.links],
-    }
 
 
 class WebChat:
@@ -75,7 +67,7 @@ class WebChat:
                 "Send a JSON object with a string 'text' or 'postback'.",
             )
         replies = await self.engine.handle(incoming)
-        response = JSONResponse({"replies": [reply_json(r) for r in replies]})
+        response = JSONResponse({"replies": [reply_to_dict(r) for r in replies]})
         return _with_cookie(response, token) if new else response
 
     @staticmethod

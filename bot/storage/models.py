@@ -143,3 +143,97 @@ class WebhookInbox(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Tour(Base):
+    """A date people can sign up for: a migration-experience tour, a company site visit, or an
+    online-meeting period. Managed by staff (CLI, later the console)."""
+
+    __tablename__ = "tours"
+    __table_args__ = (Index("ix_tours_status_start", "status", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # experience | site_visit | online_meeting
+    title_ja: Mapped[str] = mapped_column(String(200))
+    title_en: Mapped[str] = mapped_column(String(200))
+    description_ja: Mapped[str] = mapped_column(Text, default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    place: Mapped[str] = mapped_column(String(300), default="")  # or the meeting link
+    capacity: Mapped[int] = mapped_column(Integer)  # seats (people, not sign-ups)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Signup(Base):
+    """One person's (or company's) booking on a tour, confirmed or on the waiting list."""
+
+    __tablename__ = "signups"
+    __table_args__ = (
+        Index("ix_signups_tour_status", "tour_id", "status", "created_at"),
+        Index("ix_signups_person", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tour_id: Mapped[int] = mapped_column(ForeignKey("tours.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    # The form's own key: a second 「確定」 (double tap, redelivered postback) finds this row
+    # instead of creating another sign-up.
+    form_key: Mapped[str] = mapped_column(String(64), unique=True)
+    form: Mapped[str] = mapped_column(String(16))  # individual | company
+    status: Mapped[str] = mapped_column(String(16))  # confirmed | waitlisted | cancelled
+    seats: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)  # name, contact, party, interests...
+    language: Mapped[str] = mapped_column(String(8), default="ja")
+    attending: Mapped[bool] = mapped_column(default=False)  # said 「参加します」 to a reminder
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Reminder(Base):
+    """A reminder due before a tour. Rows, not scheduler jobs: the worker claims due rows."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("signup_id", "kind", name="uq_reminders_signup_kind"),
+        Index("ix_reminders_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    signup_id: Mapped[int] = mapped_column(ForeignKey("signups.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # e.g. "7d", "1d"
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending|queued|cancelled|dropped
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Delivery(Base):
+    """The outbox: one message to one person (or the staff chat), sent by the worker.
+
+    `key` is unique per purpose ("reminder:42", "promoted:7"), so handing the same thing to
+    delivery twice is impossible; `retry_key` is what LINE deduplicates a retried push on.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_status_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    retry_key: Mapped[str] = mapped_column(String(36))
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), nullable=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(128))  # platform user / chat id
+    replies: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # pending | sending | sent | failed | skipped (unreachable)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,0 +1,175 @@
+"""The outbox sender: claims due Delivery rows and pushes them through each channel's Pusher.
+
+Rows are claimed in their own short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so
+several workers share the work), pushed, then marked. A worker that dies mid-send leaves
+rows in `sending`; after a grace period they are pushed again with the same retry key, which
+LINE deduplicates. Telegram has no such key: a crash in that window can repeat one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.messages import Reply, reply_from_dict
+from bot.storage.models import Delivery, Person
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+STUCK_AFTER = timedelta(minutes=10)
+
+
+class Unreachable(Exception):
+    """The person blocked or left the bot: stop messaging them."""
+
+
+class RetryLater(Exception):
+    """The platform asked us to slow down or failed for now."""
+
+    def __init__(self, after: float | None = None) -> None:
+        super().__init__(f"retry after {after}s" if after else "retry later")
+        self.after = after
+
+
+class Pusher(Protocol):
+    async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
+        """Send replies to one person/chat; raise Unreachable or RetryLater on those answers."""
+        ...
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def claimed(self) -> int:
+        return self.sent + self.skipped + self.retried + self.failed
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+class Courier:
+    """Sends what the outbox holds for channels that can push (LINE, Telegram...)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        pushers: Mapping[str, Pusher],
+        clock: Callable[[], datetime],
+        *,
+        batch: int = 500,
+        concurrency: int = 16,
+    ) -> None:
+        self.sessions = sessions
+        self.pushers = pushers
+        self.clock = clock
+        self.batch = batch
+        self.concurrency = concurrency
+
+    async def send_due(self) -> DeliveryReport:
+        """Send every due delivery, batch by batch, until none is left."""
+        report = DeliveryReport()
+        await self._release_stuck()
+        while True:
+            claimed = await self._claim()
+            if not claimed:
+                return report
+            await self._send(claimed, report)
+
+    async def _release_stuck(self) -> None:
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.status == "sending", Delivery.not_before < now - STUCK_AFTER)
+                .values(status="pending")
+            )
+
+    async def _claim(self) -> list[Delivery]:
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(Delivery)
+                    .where(
+                        Delivery.status == "pending",
+                        Delivery.not_before <= now,
+                        Delivery.channel.in_(list(self.pushers)),
+                    )
+                    .order_by(Delivery.id)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                row.status = "sending"
+                row.attempts += 1
+                row.not_before = now  # marks when sending began, for the stuck check
+            return list(rows)
+
+    async def _send(self, rows: list[Delivery], report: DeliveryReport) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+        results: dict[int, tuple[str, str | None, float | None]] = {}
+
+        async def one(row: Delivery) -> None:
+            async with gate:
+                results[row.id] = await self._push(row)
+
+        await asyncio.gather(*(one(r) for r in rows))
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            for row in rows:
+                outcome, error, after = results[row.id]
+                values: dict[str, object] = {"status": outcome, "error": error}
+                if outcome == "sent":
+                    values["sent_at"] = now
+                    report.sent += 1
+                elif outcome == "skipped":
+                    report.skipped += 1
+                    if row.person_id is not None:
+                        await session.execute(
+                            update(Person).where(Person.id == row.person_id).values(reachable=False)
+                        )
+                elif row.attempts >= MAX_ATTEMPTS:
+                    values["status"] = "failed"
+                    report.failed += 1
+                else:
+                    values["status"] = "pending"
+                    wait = backoff(row.attempts)
+                    if after is not None:  # Telegram's retry_after is the platform's own word
+                        wait = timedelta(seconds=after)
+                    values["not_before"] = now + wait
+                    report.retried += 1
+                if error:
+                    report.errors.append(error)
+                await session.execute(
+                    update(Delivery).where(Delivery.id == row.id).values(**values)
+                )
+
+    async def _push(self, row: Delivery) -> tuple[str, str | None, float | None]:
+        pusher = self.pushers[row.channel]
+        replies = [reply_from_dict(r) for r in row.replies]
+        try:
+            await pusher.push(row.address, replies, retry_key=row.retry_key)
+        except Unreachable:
+            return "skipped", None, None
+        except RetryLater as exc:
+            return "pending", str(exc)[:200], exc.after
+        except Exception as exc:  # a platform outage must not stop the other deliveries
+            log.warning("delivery %s to %s failed: %s", row.id, row.channel, type(exc).__name__)
+            return "pending", type(exc).__name__, None
+        return "sent", None, None

@@ -1,0 +1,153 @@
+"""The worker's clock: every few seconds, queue due reminders and send the outbox.
+
+Reminders are rows, not APScheduler jobs: APScheduler 3 only runs one short interval job
+here, so restarts stay fast with 100,000 reminders, and no job store is ever shared between
+schedulers. Claiming a reminder and queueing its Delivery happen in one transaction, and the
+Delivery key ("reminder:<sign-up>:<kind>") is unique, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.delivery import Courier, DeliveryReport
+from bot.storage.bookings import BookingPolicy, enqueue, signup_view, tour_view
+from bot.storage.models import Person, Reminder, Signup, Tour
+from intents import notices
+
+log = logging.getLogger(__name__)
+
+
+def in_quiet_hours(moment: datetime, policy: BookingPolicy, start: time, end: time) -> bool:
+    local = moment.astimezone(policy.tz).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # the usual case: 21:00 to 08:00 wraps midnight
+
+
+@dataclass
+class ReminderRun:
+    queued: int = 0
+    dropped: int = 0
+    waiting: int = 0  # due, but held back by quiet hours
+
+
+async def queue_due_reminders(
+    sessions: async_sessionmaker[AsyncSession],
+    policy: BookingPolicy,
+    quiet: tuple[time, time],
+    now: datetime,
+    *,
+    batch: int = 1000,
+) -> ReminderRun:
+    """Hand every due reminder to the outbox, in the person's language and channel. A
+    reminder missed while the worker was down goes out late if the tour is still ahead and
+    is dropped otherwise; at night it waits for the morning."""
+    run = ReminderRun()
+    if in_quiet_hours(now, policy, *quiet):
+        async with sessions() as session:
+            run.waiting = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Reminder)
+                    .where(Reminder.state == "pending", Reminder.due_at <= now)
+                )
+                or 0
+            )
+        return run
+    while True:
+        async with sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Reminder, Signup, Tour, Person)
+                    .join(Signup, Signup.id == Reminder.signup_id)
+                    .join(Tour, Tour.id == Signup.tour_id)
+                    .join(Person, Person.id == Signup.person_id)
+                    .where(Reminder.state == "pending", Reminder.due_at <= now)
+                    .order_by(Reminder.due_at, Reminder.id)
+                    .limit(batch)
+                    .with_for_update(of=Reminder, skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return run
+            for reminder, signup, tour, person in rows:
+                if (
+                    tour.starts_at <= now
+                    or signup.status != "confirmed"
+                    or tour.status == "cancelled"
+                ):
+                    reminder.state = "dropped"
+                    run.dropped += 1
+                    continue
+                view = signup_view(signup, tour_view(tour, 0))
+                enqueue(
+                    session,
+                    key=f"reminder:{signup.id}:{reminder.kind}",
+                    channel=person.channel,
+                    address=person.platform_user_id,
+                    replies=notices.reminder(
+                        policy.catalog, view.tour, view, signup.language, policy.tz, now
+                    ),
+                    now=now,
+                    person_id=person.id,
+                )
+                reminder.state = "queued"
+                reminder.queued_at = now
+                run.queued += 1
+
+
+class Worker:
+    """What `python -m bot worker` (and `make run`, in-process) runs on a timer."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: BookingPolicy,
+        quiet: tuple[time, time],
+        courier: Courier,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.policy = policy
+        self.quiet = quiet
+        self.courier = courier
+        self.clock = clock
+
+    async def tick(self) -> tuple[ReminderRun, DeliveryReport]:
+        reminders = await queue_due_reminders(self.sessions, self.policy, self.quiet, self.clock())
+        report = await self.courier.send_due()
+        if reminders.queued or reminders.dropped or report.claimed:
+            log.info(
+                "worker: reminders queued %d dropped %d; deliveries sent %d skipped %d "
+                "retried %d failed %d",
+                reminders.queued, reminders.dropped, report.sent, report.skipped,
+                report.retried, report.failed,
+            )  # fmt: skip
+        return reminders, report
+
+    async def _safe_tick(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # a DB hiccup must not kill the schedule; next tick retries
+            log.warning("worker tick failed: %s", type(exc).__name__)
+
+    def schedule(self, scheduler: AsyncIOScheduler, every_seconds: float = 15) -> None:
+        # One instance at a time and no catch-up burst after a pause: a tick already sends
+        # everything that is due.
+        scheduler.add_job(
+            self._safe_tick,
+            IntervalTrigger(seconds=every_seconds),
+            id="iju-worker-tick",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )

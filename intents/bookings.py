@@ -1,0 +1,130 @@
+"""「予約確認」 / "my bookings": see, move and cancel sign-ups; answers to reminder buttons."""
+
+from __future__ import annotations
+
+from bot.messages import Choice, Reply
+from intents.base import Outcome, Turn, keyword_set
+from intents.notices import tour_label
+from intents.ports import Booked
+
+LIST = keyword_set(
+    "予約確認",
+    "予約の確認",
+    "申込確認",
+    "申込みを確認",
+    "申し込みの確認",
+    "予約",
+    "my bookings",
+    "my booking",
+    "bookings",
+    "my sign-ups",
+    "my signups",
+)
+
+
+def _id(value: str, prefix: str) -> int | None:
+    rest = value.removeprefix(prefix)
+    return int(rest) if rest.isdigit() else None
+
+
+class MyBookings:
+    name = "bookings"
+
+    def claims(self, turn: Turn) -> bool:
+        if turn.postback is not None:
+            return turn.postback.startswith("booking:")
+        return turn.is_text and turn.folded in LIST
+
+    async def respond(self, turn: Turn) -> Outcome:
+        pb = turn.postback or "booking:list"
+        if pb.startswith("booking:attend:") and (sid := _id(pb, "booking:attend:")) is not None:
+            signup = await turn.desk.mark_attending(sid)
+            key = "bookings.attending" if signup else "bookings.not_found"
+            return Outcome([Reply(turn.say(key), choices=(turn.menu_choice(),))])
+        if pb.startswith("booking:cancel:") and (sid := _id(pb, "booking:cancel:")) is not None:
+            return await self._ask_cancel(turn, sid)
+        if (
+            pb.startswith("booking:cancel-yes:")
+            and (sid := _id(pb, "booking:cancel-yes:")) is not None
+        ):
+            cancelled = await turn.desk.cancel_signup(sid)
+            key = "bookings.cancelled" if cancelled else "bookings.not_found"
+            return Outcome([Reply(turn.say(key, id=sid), choices=(turn.menu_choice(),))])
+        if pb.startswith("booking:move:") and (sid := _id(pb, "booking:move:")) is not None:
+            return await self._choose_date(turn, sid)
+        if pb.startswith("booking:moveto:"):
+            sid_s, _, tour_s = pb.removeprefix("booking:moveto:").partition(":")
+            if sid_s.isdigit() and tour_s.isdigit():
+                return await self._move(turn, int(sid_s), int(tour_s))
+        return await self._list(turn)
+
+    async def _list(self, turn: Turn) -> Outcome:
+        signups = await turn.desk.my_signups()
+        if not signups:
+            return Outcome([Reply(turn.say("bookings.none"), choices=turn.topic_choices())])
+        lines = [turn.say("bookings.list")]
+        choices: list[Choice] = []
+        for s in signups:
+            status = turn.say(f"bookings.status.{s.status}")
+            tour = tour_label(s.tour, turn.services.tz, turn.lang)
+            lines.append(turn.say("bookings.item", id=s.id, tour=tour, status=status))
+            choices.append(Choice(turn.say("bookings.btn.move", id=s.id), f"booking:move:{s.id}"))
+            choices.append(
+                Choice(turn.say("bookings.btn.cancel", id=s.id), f"booking:cancel:{s.id}")
+            )
+        return Outcome([Reply("\n".join(lines), choices=(*choices[:12], turn.menu_choice()))])
+
+    async def _ask_cancel(self, turn: Turn, signup_id: int) -> Outcome:
+        mine = {s.id: s for s in await turn.desk.my_signups()}
+        signup = mine.get(signup_id)
+        if signup is None:
+            return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
+        tour = tour_label(signup.tour, turn.services.tz, turn.lang)
+        options = (
+            Choice(turn.say("signup.yes_no.yes"), f"booking:cancel-yes:{signup_id}"),
+            Choice(turn.say("signup.yes_no.no"), "booking:list"),
+        )
+        return Outcome(
+            [Reply(turn.say("bookings.confirm_cancel", id=signup_id, tour=tour), choices=options)]
+        )
+
+    async def _choose_date(self, turn: Turn, signup_id: int) -> Outcome:
+        mine = {s.id: s for s in await turn.desk.my_signups()}
+        signup = mine.get(signup_id)
+        if signup is None:
+            return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
+        tours = [
+            t for t in await turn.desk.open_tours((signup.tour.kind,)) if t.id != signup.tour.id
+        ]
+        if not tours:
+            return Outcome([Reply(turn.say("signup.no_tours"), choices=(turn.menu_choice(),))])
+        choices = tuple(
+            Choice(
+                tour_label(t, turn.services.tz, turn.lang)[:40],
+                f"booking:moveto:{signup_id}:{t.id}",
+            )
+            for t in tours[:10]
+        )
+        return Outcome(
+            [Reply(turn.say("bookings.choose_new_date"), choices=(*choices, turn.menu_choice()))]
+        )
+
+    async def _move(self, turn: Turn, signup_id: int, tour_id: int) -> Outcome:
+        result = await turn.desk.move_signup(signup_id, tour_id)
+        if result.outcome in (Booked.CONFIRMED, Booked.ALREADY) and result.signup is not None:
+            tour = tour_label(result.signup.tour, turn.services.tz, turn.lang)
+            return Outcome(
+                [
+                    Reply(
+                        turn.say("bookings.moved", id=signup_id, tour=tour),
+                        choices=(turn.menu_choice(),),
+                    )
+                ]
+            )
+        key = {Booked.FULL: "signup.full", Booked.CLOSED: "signup.closed"}.get(
+            result.outcome, "bookings.not_found"
+        )
+        if key == "signup.full":
+            # Moving does not join a waiting list: keep the current seat and say so.
+            return Outcome([Reply(turn.say("signup.closed"), choices=(turn.menu_choice(),))])
+        return Outcome([Reply(turn.say(key), choices=(turn.menu_choice(),))])
