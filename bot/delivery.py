@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,6 +58,19 @@ class DeliveryReport:
         return self.sent + self.skipped + self.retried + self.failed
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed outbox row: what sending it needs, detached from any session."""
+
+    id: int
+    person_id: int | None
+    channel: str
+    address: str
+    replies: list[dict[str, Any]]
+    retry_key: str
+    attempts: int
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
 
@@ -99,68 +112,98 @@ class Courier:
                 .values(status="pending")
             )
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim(self) -> list[Claimed]:
+        """Mark a batch `sending` in one statement. The status condition inside the UPDATE
+        makes the claim atomic even on SQLite, which has no SKIP LOCKED."""
         now = self.clock()
+        due = (
+            select(Delivery.id)
+            .where(
+                Delivery.status == "pending",
+                Delivery.not_before <= now,
+                Delivery.channel.in_(list(self.pushers)),
+            )
+            .order_by(Delivery.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
         async with self.sessions() as session, session.begin():
-            rows = (
-                await session.scalars(
-                    select(Delivery)
-                    .where(
-                        Delivery.status == "pending",
-                        Delivery.not_before <= now,
-                        Delivery.channel.in_(list(self.pushers)),
-                    )
-                    .order_by(Delivery.id)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending")
+                .values(status="sending", attempts=Delivery.attempts + 1, not_before=now)
+                .returning(
+                    Delivery.id,
+                    Delivery.person_id,
+                    Delivery.channel,
+                    Delivery.address,
+                    Delivery.replies,
+                    Delivery.retry_key,
+                    Delivery.attempts,
                 )
-            ).all()
-            for row in rows:
-                row.status = "sending"
-                row.attempts += 1
-                row.not_before = now  # marks when sending began, for the stuck check
-            return list(rows)
+                .execution_options(synchronize_session=False)
+            )
+            return sorted((Claimed(*row) for row in result.all()), key=lambda c: c.id)
 
-    async def _send(self, rows: list[Delivery], report: DeliveryReport) -> None:
+    async def _send(self, rows: list[Claimed], report: DeliveryReport) -> None:
         gate = asyncio.Semaphore(self.concurrency)
         results: dict[int, tuple[str, str | None, float | None]] = {}
 
-        async def one(row: Delivery) -> None:
+        async def one(row: Claimed) -> None:
             async with gate:
                 results[row.id] = await self._push(row)
 
         await asyncio.gather(*(one(r) for r in rows))
         now = self.clock()
+        sent: list[int] = []
+        skipped: list[int] = []
+        failed: list[int] = []
+        unreachable: list[int] = []
         async with self.sessions() as session, session.begin():
             for row in rows:
                 outcome, error, after = results[row.id]
-                values: dict[str, object] = {"status": outcome, "error": error}
+                if error:
+                    report.errors.append(error)
                 if outcome == "sent":
-                    values["sent_at"] = now
-                    report.sent += 1
+                    sent.append(row.id)
                 elif outcome == "skipped":
-                    report.skipped += 1
+                    skipped.append(row.id)
                     if row.person_id is not None:
-                        await session.execute(
-                            update(Person).where(Person.id == row.person_id).values(reachable=False)
-                        )
+                        unreachable.append(row.person_id)
                 elif row.attempts >= MAX_ATTEMPTS:
-                    values["status"] = "failed"
-                    report.failed += 1
+                    failed.append(row.id)
                 else:
-                    values["status"] = "pending"
                     wait = backoff(row.attempts)
                     if after is not None:  # Telegram's retry_after is the platform's own word
                         wait = timedelta(seconds=after)
-                    values["not_before"] = now + wait
                     report.retried += 1
-                if error:
-                    report.errors.append(error)
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == row.id)
+                        .values(status="pending", not_before=now + wait, error=error)
+                    )
+            # Outcomes shared by many rows are written in one statement each.
+            if sent:
                 await session.execute(
-                    update(Delivery).where(Delivery.id == row.id).values(**values)
+                    update(Delivery).where(Delivery.id.in_(sent)).values(status="sent", sent_at=now)
                 )
+            if skipped:
+                await session.execute(
+                    update(Delivery).where(Delivery.id.in_(skipped)).values(status="skipped")
+                )
+            if failed:
+                await session.execute(
+                    update(Delivery).where(Delivery.id.in_(failed)).values(status="failed")
+                )
+            if unreachable:
+                await session.execute(
+                    update(Person).where(Person.id.in_(unreachable)).values(reachable=False)
+                )
+        report.sent += len(sent)
+        report.skipped += len(skipped)
+        report.failed += len(failed)
 
-    async def _push(self, row: Delivery) -> tuple[str, str | None, float | None]:
+    async def _push(self, row: Claimed) -> tuple[str, str | None, float | None]:
         pusher = self.pushers[row.channel]
         replies = [reply_from_dict(r) for r in row.replies]
         try:

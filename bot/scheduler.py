@@ -3,7 +3,7 @@
 Reminders are rows, not APScheduler jobs: APScheduler 3 only runs one short interval job
 here, so restarts stay fast with 100,000 reminders, and no job store is ever shared between
 schedulers. Claiming a reminder and queueing its Delivery happen in one transaction, and the
-Delivery key ("reminder:<sign-up>:<kind>") is unique, so nothing is sent twice.
+Delivery key ("reminder:<sign-up>:<tour>:<kind>") is unique, so nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from datetime import datetime, time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery import Courier, DeliveryReport
-from bot.storage.bookings import BookingPolicy, enqueue, signup_view, tour_view
-from bot.storage.models import Person, Reminder, Signup, Tour
+from bot.storage.bookings import BookingPolicy, delivery_values, signup_view, tour_view
+from bot.storage.models import Delivery, Person, Reminder, Signup, Tour
 from intents import notices
 
 log = logging.getLogger(__name__)
@@ -63,46 +64,76 @@ async def queue_due_reminders(
                 or 0
             )
         return run
+    conflicts = 0
     while True:
-        async with sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(Reminder, Signup, Tour, Person)
-                    .join(Signup, Signup.id == Reminder.signup_id)
-                    .join(Tour, Tour.id == Signup.tour_id)
-                    .join(Person, Person.id == Signup.person_id)
-                    .where(Reminder.state == "pending", Reminder.due_at <= now)
-                    .order_by(Reminder.due_at, Reminder.id)
-                    .limit(batch)
-                    .with_for_update(of=Reminder, skip_locked=True)
-                )
-            ).all()
-            if not rows:
+        try:
+            if not await _queue_batch(sessions, policy, now, batch, run):
                 return run
-            for reminder, signup, tour, person in rows:
-                if (
-                    tour.starts_at <= now
-                    or signup.status != "confirmed"
-                    or tour.status == "cancelled"
-                ):
-                    reminder.state = "dropped"
-                    run.dropped += 1
-                    continue
-                view = signup_view(signup, tour_view(tour, 0))
-                enqueue(
-                    session,
-                    key=f"reminder:{signup.id}:{reminder.kind}",
-                    channel=person.channel,
-                    address=person.platform_user_id,
-                    replies=notices.reminder(
-                        policy.catalog, view.tour, view, signup.language, policy.tz, now
-                    ),
-                    now=now,
-                    person_id=person.id,
+        except (IntegrityError, OperationalError) as exc:
+            # Another worker queued the same reminders first (the unique Delivery key
+            # refused ours), or SQLite was busy: read again and carry on from what is left.
+            conflicts += 1
+            if conflicts > 20:
+                raise
+            log.info("reminder batch retried after %s", type(exc).__name__)
+
+
+async def _queue_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    policy: BookingPolicy,
+    now: datetime,
+    batch: int,
+    run: ReminderRun,
+) -> bool:
+    """Queue one batch in one transaction; False when nothing was due."""
+    async with sessions() as session, session.begin():
+        rows = (
+            await session.execute(
+                select(Reminder, Signup, Tour, Person)
+                .join(Signup, Signup.id == Reminder.signup_id)
+                .join(Tour, Tour.id == Signup.tour_id)
+                .join(Person, Person.id == Signup.person_id)
+                .where(Reminder.state == "pending", Reminder.due_at <= now)
+                .order_by(Reminder.due_at, Reminder.id)
+                .limit(batch)
+                .with_for_update(of=Reminder, skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return False
+        outbox: list[dict[str, object]] = []
+        done: list[int] = []
+        late: list[int] = []
+        for reminder, signup, tour, person in rows:
+            if tour.starts_at <= now or signup.status != "confirmed" or tour.status == "cancelled":
+                late.append(reminder.id)
+                continue
+            view = signup_view(signup, tour_view(tour, 0))
+            replies = notices.reminder(
+                policy.catalog, view.tour, view, signup.language, policy.tz, now
+            )
+            key = f"reminder:{signup.id}:{tour.id}:{reminder.kind}"
+            outbox.append(
+                delivery_values(
+                    key, person.channel, person.platform_user_id, replies, now, person.id
                 )
-                reminder.state = "queued"
-                reminder.queued_at = now
-                run.queued += 1
+            )
+            done.append(reminder.id)
+        # Bulk statements: one round trip per batch, not per reminder.
+        if outbox:
+            await session.execute(insert(Delivery), outbox)
+            await session.execute(
+                update(Reminder).where(Reminder.id.in_(done)).values(state="queued", queued_at=now)
+            )
+        if late:
+            await session.execute(
+                update(Reminder).where(Reminder.id.in_(late)).values(state="dropped")
+            )
+        queued, dropped = len(done), len(late)
+    # Counted only once the transaction has committed.
+    run.queued += queued
+    run.dropped += dropped
+    return True
 
 
 class Worker:

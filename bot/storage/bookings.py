@@ -98,18 +98,13 @@ def reminder_times(policy: BookingPolicy, tour_start: datetime) -> dict[str, dat
 async def plan_reminders(
     session: AsyncSession, policy: BookingPolicy, signup: Signup, tour: Tour, now: datetime
 ) -> None:
-    """(Re)create a confirmed sign-up's pending reminders; ones already due are skipped, since
-    a "7 days before" message makes no sense for someone who signs up 3 days before."""
-    await session.execute(
-        delete(Reminder).where(Reminder.signup_id == signup.id, Reminder.state == "pending")
-    )
+    """Create a newly confirmed sign-up's reminders (new, promoted from the waiting list, or
+    moved to another date after its old reminders were deleted: the unique (sign-up, kind)
+    key refuses a second set). Ones already due are skipped, since a "7 days before"
+    message makes no sense for someone who signs up 3 days before."""
     for kind, due in reminder_times(policy, tour.starts_at).items():
-        if due > now and due < tour.starts_at:
-            exists = await session.scalar(
-                select(Reminder.id).where(Reminder.signup_id == signup.id, Reminder.kind == kind)
-            )
-            if exists is None:
-                session.add(Reminder(signup_id=signup.id, kind=kind, due_at=due, state="pending"))
+        if now < due < tour.starts_at:
+            session.add(Reminder(signup_id=signup.id, kind=kind, due_at=due, state="pending"))
 
 
 async def cancel_reminders(session: AsyncSession, signup_id: int) -> None:
@@ -131,20 +126,33 @@ def enqueue(
     person_id: int | None = None,
 ) -> Delivery:
     """Put a message in the outbox. `key` is unique: the same notice is never queued twice."""
-    delivery = Delivery(
-        key=key,
-        retry_key=str(uuid.uuid5(uuid.NAMESPACE_URL, f"iju-bot:{key}")),
-        person_id=person_id,
-        channel=channel,
-        address=address,
-        replies=[reply_to_dict(r) for r in replies],
-        status="pending",
-        attempts=0,
-        not_before=now,
-        created_at=now,
-    )
+    delivery = Delivery(**delivery_values(key, channel, address, replies, now, person_id))
     session.add(delivery)
     return delivery
+
+
+def delivery_values(
+    key: str,
+    channel: str,
+    address: str,
+    replies: Sequence[Reply],
+    now: datetime,
+    person_id: int | None = None,
+) -> dict[str, Any]:
+    """One outbox row as plain values, for a single add or a bulk insert."""
+    return {
+        "key": key,
+        # Derived from the key, so a re-queued copy would carry the same LINE retry key.
+        "retry_key": str(uuid.uuid5(uuid.NAMESPACE_URL, f"iju-bot:{key}")),
+        "person_id": person_id,
+        "channel": channel,
+        "address": address,
+        "replies": [reply_to_dict(r) for r in replies],
+        "status": "pending",
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+    }
 
 
 def notify_staff(
@@ -370,10 +378,8 @@ class SqlTourDesk:
         signup.status = "confirmed"
         signup.updated_at = self.now
         await self.session.flush()
-        await cancel_reminders(self.session, signup.id)
-        await self.session.execute(
-            delete(Reminder).where(Reminder.signup_id == signup.id, Reminder.state == "cancelled")
-        )
+        # A new date gets its own reminders, even those already sent for the old date.
+        await self.session.execute(delete(Reminder).where(Reminder.signup_id == signup.id))
         await plan_reminders(self.session, self.policy, signup, new_tour, self.now)
         if was_confirmed:
             await promote_waiting(self.session, self.policy, old_tour, self.now)

@@ -172,3 +172,19 @@ async def test_my_data_and_deletion(runtime: Runtime, clock: Clock) -> None:
         assert (await s.scalars(select(Signup))).all() == []
     after = await chan.say("私のデータ")
     assert "小諸 花子" not in text(after)
+
+
+async def test_moving_the_date_moves_the_reminders(runtime: Runtime, clock: Clock) -> None:
+    chan, _tour = await signed_up(runtime, clock, days_ahead=20)
+    later = await make_tour(runtime, clock.now, days_ahead=40)
+    pusher = RecordingPusher()
+    runtime.pushers["line"] = pusher
+    clock.now = await reminder_due(runtime, "7d")
+    await runtime.worker().tick()
+    assert len(pusher.sent) == 1
+    async with runtime.sessions() as s:
+        signup_id = await s.scalar(select(Signup.id))
+    await chan.press(f"booking:moveto:{signup_id}:{later}")
+    clock.now = await reminder_due(runtime, "7d")
+    await runtime.worker().tick()
+    assert len(pusher.sent) == 2 and "あと7日" in text(pusher.sent[1][1])
