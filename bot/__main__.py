@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import cli_tours
 from bot.config import ConfigError, Settings, load_settings
 from faq.kb import KnowledgeBaseError, load_kb
 from faq.matcher import FaqMatcher
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate
     )
+
+    cli_tours.register(sub)
 
     faq = sub.add_parser("faq", help="check and try the FAQ knowledge base")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)
