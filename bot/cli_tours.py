@@ -130,16 +130,19 @@ def _runner(action: Action, *, with_pushers: bool = False) -> Callable[[argparse
 
         async def go() -> int:
             rt = await build_runtime(settings, clock=utc_now)
+            closers: list[Callable[[], Awaitable[Any]]] = []
             try:
                 if with_pushers:
                     from bot.pushers import register_pushers
 
-                    await register_pushers(rt)
+                    closers = await register_pushers(rt)
                 return await action(rt, args)
             except tour_ops.TourError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             finally:
+                for close in closers:
+                    await close()
                 await rt.aclose()
 
         return asyncio.run(go())

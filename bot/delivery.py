@@ -31,6 +31,10 @@ class Unreachable(Exception):
     """The person blocked or left the bot: stop messaging them."""
 
 
+class Rejected(Exception):
+    """The platform refused this message for good (a malformed request): do not retry."""
+
+
 class RetryLater(Exception):
     """The platform asked us to slow down or failed for now."""
 
@@ -170,7 +174,7 @@ class Courier:
                     skipped.append(row.id)
                     if row.person_id is not None:
                         unreachable.append(row.person_id)
-                elif row.attempts >= MAX_ATTEMPTS:
+                elif outcome == "failed" or row.attempts >= MAX_ATTEMPTS:
                     failed.append(row.id)
                 else:
                     wait = backoff(row.attempts)
@@ -210,6 +214,8 @@ class Courier:
             await pusher.push(row.address, replies, retry_key=row.retry_key)
         except Unreachable:
             return "skipped", None, None
+        except Rejected as exc:
+            return "failed", str(exc)[:200], None
         except RetryLater as exc:
             return "pending", str(exc)[:200], exc.after
         except Exception as exc:  # a platform outage must not stop the other deliveries
