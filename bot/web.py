@@ -10,9 +10,11 @@ from datetime import datetime
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.channels.line import LineChannel
+from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
 from bot.config import Settings
 from bot.engine import utc_now
@@ -37,10 +39,22 @@ def create_app(
         holder["runtime"] = runtime
         app.state.runtime = runtime
         app.state.webchat = WebChat(runtime.engine)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(runtime.aclose)
+            await _start_platforms(app, stack, runtime, clock)
             yield
-        finally:
-            await runtime.aclose()
+
+    async def line_webhook(request: Request) -> Response:
+        line: LineChannel | None = getattr(request.app.state, "line", None)
+        if line is None:  # LINE secrets unset: the route does not exist for callers
+            return PlainTextResponse("Not Found", status_code=404)
+        return await line.webhook(request)
+
+    async def telegram_webhook(request: Request) -> Response:
+        telegram: TelegramChannel | None = getattr(request.app.state, "telegram", None)
+        if telegram is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        return await telegram.webhook(request)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -64,6 +78,39 @@ def create_app(
             Route("/", chat_page, methods=["GET"]),
             Route("/api/chat", chat_message, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/webhooks/line", line_webhook, methods=["POST"]),
+            Route("/webhooks/telegram", telegram_webhook, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
+
+
+async def _start_platforms(
+    app: Starlette,
+    stack: contextlib.AsyncExitStack,
+    runtime: Runtime,
+    clock: Callable[[], datetime],
+) -> None:
+    """One long-lived client per configured platform (closed by `stack` on shutdown), then
+    the events a previous process accepted but did not finish."""
+    settings = runtime.settings
+    app.state.line = app.state.telegram = None
+    if LineChannel.configured(settings):
+        line, client = LineChannel.create(
+            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock
+        )
+        stack.push_async_callback(client.close)
+        stack.push_async_callback(line.aclose)  # runs first: finish sends, then close client
+        app.state.line = line
+        await line.inbox.recover()
+    else:
+        log.info("LINE: LINE_CHANNEL_SECRET / LINE_CHANNEL_ACCESS_TOKEN unset, /webhooks/line off")
+    if TelegramChannel.configured(settings):
+        telegram = await TelegramChannel.start(
+            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock
+        )
+        stack.push_async_callback(telegram.aclose)
+        app.state.telegram = telegram
+        await telegram.inbox.recover()
+    else:
+        log.info("Telegram: TELEGRAM_BOT_TOKEN / TELEGRAM_WEBHOOK_SECRET unset, webhook off")

@@ -1,0 +1,314 @@
+"""The webhook inbox: keep each platform event before answering 200, then process and send it.
+
+A webhook route calls `accept()` (one short transaction) and answers at once; the work runs
+in background tasks, one queue per person so their messages are answered in order. The engine
+stores its replies in the inbox row inside its own transaction, so after a crash a row is
+either `accepted` (run the engine again: it has left no trace) or `processed` (send the
+stored replies); `recover()` does that at start-up. Nothing here knows LINE or Telegram: a
+channel supplies an `InboxAdapter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.engine import Engine
+from bot.messages import Choice, Incoming, Link, Reply
+from bot.storage.models import WebhookInbox
+
+log = logging.getLogger(__name__)
+
+ACCEPTED, PROCESSED, SENT, FAILED = "accepted", "processed", "sent", "failed"
+# After this many failed tries a row is left `failed` for staff instead of retried forever.
+MAX_ATTEMPTS = 5
+# Engine runs at once per process: more only queue on the database pool (and on SQLite's
+# single writer) while holding memory; fewer would leave the platform's replies waiting.
+CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One inbox row's send: what the adapter needs to deliver the stored replies."""
+
+    row_id: int
+    event_id: str
+    payload: dict[str, Any]
+    replies: list[Reply]
+    attempts: int
+
+
+# What an adapter makes of an event: the engine's business, replies of its own, or nothing.
+Meaning = Incoming | list[Reply] | None
+
+
+class InboxAdapter(Protocol):
+    channel: str
+
+    def interpret(self, payload: dict[str, Any]) -> Meaning:
+        """Turn a stored platform event into an Incoming (or direct replies, or None)."""
+        ...
+
+    def queue_key(self, payload: dict[str, Any]) -> str:
+        """Events with the same key are handled one after another (normally: the person)."""
+        ...
+
+    async def prepare(self, incoming: Incoming, payload: dict[str, Any]) -> Incoming:
+        """Last platform work before the engine (e.g. acknowledge a button press)."""
+        ...
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Send the replies; raise to have the row retried later."""
+        ...
+
+
+def replies_to_json(replies: Iterable[Reply]) -> list[dict[str, Any]]:
+    return [
+        {
+            "text": r.text,
+            "choices": [{"label": c.label, "value": c.value} for c in r.choices],
+            "links": [{"label": x.label, "url": x.url} for x in r.links],
+        }
+        for r in replies
+    ]
+
+
+def replies_from_json(data: Iterable[dict[str, Any]] | None) -> list[Reply]:
+    return [
+        Reply(
+            text=str(r.get("text", "")),
+            choices=tuple(Choice(str(c["label"]), str(c["value"])) for c in r.get("choices", ())),
+            links=tuple(Link(str(x["label"]), str(x["url"])) for x in r.get("links", ())),
+        )
+        for r in data or ()
+    ]
+
+
+class Inbox:
+    """Durable accept, ordered background processing, and start-up recovery for one channel."""
+
+    def __init__(
+        self,
+        adapter: InboxAdapter,
+        sessions: async_sessionmaker[AsyncSession],
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime],
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self.adapter = adapter
+        self.channel = adapter.channel
+        self.sessions = sessions
+        self.engine = engine
+        self.clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tails: dict[str, asyncio.Task[None]] = {}
+
+    # --- accepting ----------------------------------------------------------------------
+    async def accept(self, events: list[tuple[str, dict[str, Any]]]) -> int:
+        """Store the events not seen before and queue them; return how many were new.
+        Returns only after the rows are committed, so answering 200 after it is safe."""
+        unique: dict[str, dict[str, Any]] = {}
+        for event_id, payload in events:
+            unique.setdefault(event_id, payload)
+        if not unique:
+            return 0
+        for _attempt in range(3):
+            try:
+                rows = await self._insert(unique)
+                break
+            except IntegrityError:
+                # The same event arrived twice at once and the other copy won: look again.
+                log.info("%s: concurrent duplicate delivery, re-checking", self.channel)
+        else:
+            raise RuntimeError("webhook inbox insert kept conflicting")
+        for row_id, event_id, payload in rows:
+            self._schedule(Delivery(row_id, event_id, payload, [], 0), ACCEPTED)
+        if len(rows) < len(unique):
+            log.info("%s: dropped %d duplicate event(s)", self.channel, len(unique) - len(rows))
+        return len(rows)
+
+    async def _insert(
+        self, unique: dict[str, dict[str, Any]]
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            seen = set(
+                await session.scalars(
+                    select(WebhookInbox.event_id).where(
+                        WebhookInbox.channel == self.channel,
+                        WebhookInbox.event_id.in_(list(unique)),
+                    )
+                )
+            )
+            fresh = [
+                WebhookInbox(
+                    channel=self.channel,
+                    event_id=event_id,
+                    payload=payload,
+                    status=ACCEPTED,
+                    attempts=0,
+                    received_at=now,
+                )
+                for event_id, payload in unique.items()
+                if event_id not in seen
+            ]
+            session.add_all(fresh)
+            await session.flush()
+            return [(row.id, row.event_id, row.payload) for row in fresh]
+
+    # --- background work ----------------------------------------------------------------
+    def _schedule(self, delivery: Delivery, status: str) -> None:
+        try:
+            key = self.adapter.queue_key(delivery.payload)
+        except Exception:  # a malformed payload still gets processed, just not ordered
+            key = f"event:{delivery.event_id}"
+        previous = self._tails.get(key)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # keep the person's order; never raises
+            async with self._slots:
+                await self._work(delivery, status)
+
+        task = asyncio.create_task(run(), name=f"{self.channel}-inbox-{delivery.row_id}")
+        self._tasks.add(task)
+        self._tails[key] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._tails.get(key) is t:
+                del self._tails[key]
+
+        task.add_done_callback(done)
+
+    async def _work(self, delivery: Delivery, status: str) -> None:
+        try:
+            ready: Delivery | None = delivery
+            if status == ACCEPTED:
+                ready = await self._process(delivery)
+            if ready is not None:
+                await self._send(ready)
+        except asyncio.CancelledError:
+            raise  # shutting down: the row stays as it is and recover() picks it up
+        except Exception as exc:
+            # Only the exception's type: its text may quote the person's message or a token.
+            log.error(
+                "%s: event %s failed (%s); will retry at start-up",
+                self.channel,
+                delivery.row_id,
+                type(exc).__name__,
+            )
+            await self._failed(delivery.row_id)
+
+    async def _process(self, delivery: Delivery) -> Delivery | None:
+        """Run the engine (or take the adapter's own replies); None when nothing is to send."""
+        meaning = self.adapter.interpret(delivery.payload)
+        stored: list[Reply] | None = None
+        if isinstance(meaning, Incoming):
+            meaning = await self.adapter.prepare(meaning, delivery.payload)
+
+            async def keep(session: AsyncSession, replies: list[Reply]) -> None:
+                nonlocal stored
+                stored = replies
+                await self._mark(session, delivery.row_id, PROCESSED, replies)
+
+            await self.engine.handle(meaning, on_replies=keep)
+            # `keep` not called: the engine had seen this event id (a copy that bypassed the
+            # inbox's own check); it has nothing to say a second time.
+        else:
+            stored = meaning or []
+            async with self.sessions() as session, session.begin():
+                await self._mark(session, delivery.row_id, PROCESSED, stored)
+        if not stored:
+            async with self.sessions() as session, session.begin():
+                await self._mark(session, delivery.row_id, SENT, None)
+            return None
+        return Delivery(
+            delivery.row_id, delivery.event_id, delivery.payload, stored, delivery.attempts
+        )
+
+    async def _send(self, delivery: Delivery) -> None:
+        await self.adapter.deliver(delivery)
+        async with self.sessions() as session, session.begin():
+            await self._mark(session, delivery.row_id, SENT, None)
+
+    async def _mark(
+        self, session: AsyncSession, row_id: int, status: str, replies: list[Reply] | None
+    ) -> None:
+        values: dict[str, Any] = {"status": status}
+        if status == PROCESSED:
+            values["replies"] = replies_to_json(replies or [])
+            values["processed_at"] = self.clock()
+        elif status == SENT:
+            values["sent_at"] = self.clock()
+        await session.execute(
+            update(WebhookInbox).where(WebhookInbox.id == row_id).values(**values)
+        )
+
+    async def _failed(self, row_id: int) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                row = await session.get(WebhookInbox, row_id)
+                if row is None:
+                    return
+                row.attempts += 1
+                if row.attempts >= MAX_ATTEMPTS:
+                    row.status = FAILED
+                    log.error("%s: event %s given up after %d tries", self.channel, row_id,
+                              row.attempts)  # fmt: skip
+        except Exception as exc:  # the database itself is down: recovery will see the row
+            log.error("%s: could not count a failed try (%s)", self.channel, type(exc).__name__)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Queue every row a previous process left unfinished; return how many."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        WebhookInbox.id,
+                        WebhookInbox.event_id,
+                        WebhookInbox.payload,
+                        WebhookInbox.status,
+                        WebhookInbox.replies,
+                        WebhookInbox.attempts,
+                    )
+                    .where(
+                        WebhookInbox.channel == self.channel,
+                        WebhookInbox.status.in_([ACCEPTED, PROCESSED]),
+                    )
+                    .order_by(WebhookInbox.id)
+                )
+            ).all()
+        for row_id, event_id, payload, status, replies, attempts in rows:
+            delivery = Delivery(row_id, event_id, payload, replies_from_json(replies), attempts)
+            self._schedule(delivery, status)
+        if rows:
+            log.info("%s: recovering %d unfinished event(s)", self.channel, len(rows))
+        return len(rows)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been handled (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Finish what is running within `grace` seconds; the rest stays in the inbox."""
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("%s: %d event(s) left for the next start-up", self.channel, len(pending))

@@ -1,0 +1,1 @@
+"""Local fake platforms and spec checkers for the channel tests (loopback only)."""
