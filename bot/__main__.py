@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cli_tours
+from bot import cli_platforms, cli_tours
 from bot.config import ConfigError, Settings, load_settings
 from faq.kb import KnowledgeBaseError, load_kb
 from faq.matcher import FaqMatcher
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_tours.register(sub)
+    cli_platforms.register(sub)
 
     faq = sub.add_parser("faq", help="check and try the FAQ knowledge base")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)

@@ -130,8 +130,8 @@ def _default_rich_menu_areas() -> list[RichMenuArea]:
         ("住まい", "Housing", "topic:housing"),
         ("子育て", "Childcare", "topic:childcare"),
         ("仕事場", "Workspaces", "topic:telework"),
-        ("ツアー申込", "Tours", "topic:tours"),
-        ("使い方", "Help", "help"),
+        ("ツアー申込", "Tour sign-up", "signup:start"),
+        ("予約確認", "My bookings", "booking:list"),
         ("言語 / Language", "Language", "lang"),
     ]
     return [RichMenuArea(label=Localized(ja=j, en=e), postback=p) for j, e, p in cells]
