@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from intents.i18n import Catalog
 from intents.ports import Booked, BookingResult, SignupView, TourView
 
 ACTIVE = ("confirmed", "waitlisted")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ def delivery_values(
 def notify_staff(
     session: AsyncSession, policy: BookingPolicy, key: str, replies: list[Reply], now: datetime
 ) -> None:
-    # The log line carries no personal data: the reference number and tour are enough.
+    # The log line carries no personal data: the kind of notice and the reference number.
+    log.info("staff notice: %s", key)
     if policy.staff_chat:
         enqueue(
             session,

@@ -229,6 +229,14 @@ class Delivery(Base):
     )
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(128))  # platform user / chat id
+    # LINE multicast: up to 500 user ids sent in one request under one retry key (then
+    # `address` is "multicast"); None for a message to one person.
+    recipients: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    announcement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE", name="fk_deliveries_announcement"),
+        nullable=True,
+        index=True,
+    )
     replies: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     # pending | sending | sent | failed | skipped (unreachable)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -237,3 +245,81 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class StaffAccount(Base):
+    """A city staff member who signs in to the console. Passwords are argon2 hashes."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEntry(Base):
+    """Every staff action on personal data: who, what, on whom, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="SET NULL"), nullable=True
+    )
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "person.export", "signup.view"
+    subject: Mapped[str] = mapped_column(String(128), default="")  # e.g. "person:12"
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Announcement(Base):
+    """A message staff send to a segment of people, now or at a scheduled time."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_status_time", "status", "scheduled_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="SET NULL"), nullable=True
+    )
+    text_ja: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text, default="")
+    link_label: Mapped[str] = mapped_column(String(40), default="")
+    link_url: Mapped[str] = mapped_column(String(1000), default="")
+    # {"channels": [...], "audiences": [...], "languages": [...], "interests": [...],
+    #  "tour_id": int|None, "followed_since": iso|None}
+    segment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # draft | scheduled | sending | sent | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # unreachable when sent
+
+
+class Handoff(Base):
+    """A conversation handed to staff: the bot stays silent for the person until it ends."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status", "status", "last_activity_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting|active|closed
+    reason: Mapped[str] = mapped_column(String(32), default="asked")  # asked | unanswered
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # staff | idle
