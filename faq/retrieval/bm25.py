@@ -28,9 +28,13 @@ class BM25:
                 docs.append(unit)
                 tfs.append(tf)
         self._index: dict[str, tuple[npt.NDArray[np.int32], FloatArray]] = {}
+        self.idf: dict[str, float] = {}
+        # what an unseen term would get: the most informative a term can be
+        self.max_idf = math.log(1.0 + (self.size + 0.5) / 0.5)
         for term, (docs, tfs) in postings.items():
             df = len(docs)
             idf = math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+            self.idf[term] = idf
             d = np.asarray(docs, dtype=np.int32)
             freq = np.asarray(tfs, dtype=np.float64)
             weight = idf * freq * (k1 + 1.0) / (freq + norm[d])
@@ -49,10 +53,6 @@ class BM25:
         docs = np.concatenate([h[0] for _, h in hits])
         weights = np.concatenate([h[1] * 2.0 if t in boosted else h[1] for t, h in hits])
         return np.bincount(docs, weights, minlength=self.size).astype(np.float32)
-
-    def known(self, terms: Iterable[str]) -> list[str]:
-        """The query terms that occur somewhere in the index (for coverage features)."""
-        return [t for t in terms if t in self._index]
 
 
 def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> list[str]:

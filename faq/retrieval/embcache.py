@@ -40,7 +40,7 @@ def embed_cached(
         try:
             with np.load(path) as data:
                 keys, vecs = data["keys"], data["vecs"]
-            store = {bytes(k): vecs[i] for i, k in enumerate(keys)}
+            store = {k.tobytes(): vecs[i] for i, k in enumerate(keys)}
         except Exception as exc:  # a truncated or foreign file must not stop the bot
             log.warning("faq.retrieval: ignoring unreadable embedding cache %s (%s)", path, exc)
     keys_needed = [_key(encoder.name, kind, t) for t in texts]
@@ -60,7 +60,9 @@ def embed_cached(
 
 def _save(path: Path, store: dict[bytes, FloatArray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = np.array(list(store.keys()), dtype="S16")
+    # Raw uint8 rows, not numpy "S16": fixed-width bytes strings drop trailing NUL bytes, which
+    # silently broke one key in 256.
+    keys = np.frombuffer(b"".join(store.keys()), dtype=np.uint8).reshape(len(store), 16)
     vecs = np.vstack(list(store.values())).astype(np.float32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:

@@ -21,6 +21,16 @@ def _z_at(x: FloatArray, i: int) -> float:
     return float((x[i] - x.mean()) / sd) if sd > 1e-9 else 0.0
 
 
+def _uncovered(
+    terms: Sequence[str], top: frozenset[str], idf: Mapping[str, float], max_idf: float
+) -> float:
+    words = set(terms)
+    total = sum(idf.get(t, max_idf) for t in words)
+    if total <= 0:
+        return 0.0
+    return sum(idf.get(t, max_idf) for t in words if t not in top) / total
+
+
 def _rank_of(scores: FloatArray, doc: int) -> float:
     return float(np.count_nonzero(scores > scores[doc]))
 
@@ -34,6 +44,8 @@ def ranking_features(
     order: npt.NDArray[np.intp],
     signals: Mapping[str, FloatArray],
     top_termset: frozenset[str],
+    idf: Mapping[str, float],
+    max_idf: float,
     fuzzy_top: float,
     dense_keys: Sequence[str],
 ) -> dict[str, float]:
@@ -53,6 +65,11 @@ def ranking_features(
         if terms
         else 0.0,
         "query_terms": float(len(set(terms))),
+        # Near misses share common words with an entry but add a specific one it lacks
+        # (空き家の「固定資産税」, 温泉の「泉質」): the idf-weighted share of the query that
+        # the top entry leaves out, and how many query words the knowledge base never uses.
+        "uncovered_idf": _uncovered(terms, top_termset, idf, max_idf),
+        "oov_terms": float(sum(1 for t in set(terms) if t not in idf)),
         "fuzzy_top": fuzzy_top,
         "q_chars": float(len(folded)),
         "q_sentences": float(sentence_count(query)),

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _READING_NGRAMS = (2, 3)
 _FUZZY_CANDIDATES = 50
+_PASSAGE_CHARS = 200
 
 
 def subwords(terms: Sequence[str]) -> list[str]:
@@ -157,10 +158,13 @@ class Retriever:
 
     @staticmethod
     def _passage(questions: Sequence[str], answer: str) -> str:
+        """First question + the opening of the answer: the opening says what the entry is
+        about, the rest is detail and contact lines; and the e5 cost grows with length (the
+        full 1,786 localgovFAQ answers take ~45 CPU-minutes, the openings a fraction)."""
         if not answer.strip():
             return ""
         head = questions[0] if questions else ""
-        return f"{head}\n{answer}".strip()
+        return f"{head}\n{answer.strip()[:_PASSAGE_CHARS]}".strip()
 
     @classmethod
     def build(
@@ -240,6 +244,8 @@ class Retriever:
             order=order,
             signals=signals,
             top_termset=self._doc_termsets[int(order[0])],
+            idf=self._lem_qa.idf,
+            max_idf=self._lem_qa.max_idf,
             fuzzy_top=self._fuzzy.best_for(query, self._units_of[int(order[0])]),
             dense_keys=[d.encoder.key for d in self._dense],
         )
