@@ -108,8 +108,10 @@ class SignupSettings(_Section):
 
 
 class StaffSettings(_Section):
-    # Telegram chat that receives sign-up and cancellation notices; empty = log only.
+    # Telegram chat that receives sign-up, cancellation and handoff notices; empty = log only.
     telegram_chat_id: str = ""
+    # A conversation handed to staff returns to the bot after this long without messages.
+    handoff_idle_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
 
 
 class WebSettings(_Section):

@@ -18,16 +18,18 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
+from bot.storage import handoffs
 from bot.storage.bookings import BookingPolicy, SqlTourDesk
 from bot.storage.models import (
     ConversationState,
+    Handoff,
     InboundEvent,
     MessageLog,
     Person,
     UnansweredQuestion,
 )
 from faq.matcher import MatchResult
-from faq.normalize import clean, detect_language, fold
+from faq.normalize import clean, detect_language, fold, printable
 from intents.base import Intent, Outcome, Profile, Services, Turn
 
 __all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "RepliesHook", "Reply"]
@@ -117,12 +119,10 @@ class Engine:
         # FOR UPDATE queues a person's concurrent events on PostgreSQL instead of letting them
         # race; the version column still catches any write that slips past (and on SQLite).
         state_row = await session.get(ConversationState, person.id, with_for_update=True)
-        if state_row is None:
-            state_row = ConversationState(person_id=person.id, data={}, updated_at=now)
-            session.add(state_row)
-        state: dict[str, Any] = dict(state_row.data or {})
+        state: dict[str, Any] = dict(state_row.data or {}) if state_row is not None else {}
 
         text = clean(incoming.text)
+        handoff = await handoffs.open_for(session, person.id)
         turn = Turn(
             incoming=incoming,
             text=text[:MATCH_LIMIT],
@@ -135,11 +135,13 @@ class Engine:
             now=now,
             desk=SqlTourDesk(session, self.policy, person.id, now),
             postback=self._postback(incoming, text, state),
+            in_handoff=handoff is not None,
         )
         intent, outcome = await self._run(turn)
 
         for key, value in outcome.profile.items():
             setattr(person, key, value)
+        await self._apply_handoff(session, person, handoff, outcome.handoff, now)
         if turn.lang != person.language and not person.language_chosen:
             # Someone who writes in English keeps getting English until they choose.
             person.language = turn.lang
@@ -149,17 +151,42 @@ class Engine:
             new_state["choices"] = offered
         elif outcome.replies:
             new_state.pop("choices", None)
-        state_row.data = new_state
-        state_row.updated_at = now
-        # Always write the row: the version bump makes a concurrent event on stale state retry.
-        flag_modified(state_row, "data")
+        if state_row is None:
+            # Added only now, so the intent's own queries cannot autoflush a first version;
+            # two first events at once collide on the primary key and one is retried.
+            session.add(ConversationState(person_id=person.id, data=new_state, updated_at=now))
+        else:
+            state_row.data = new_state
+            state_row.updated_at = now
+            # Always write the row: the version bump makes a concurrent event on stale state
+            # retry.
+            flag_modified(state_row, "data")
 
         if not outcome.forget:
-            self._log(session, person, incoming, text, intent.name, outcome, now)
+            self._log(
+                session, person, incoming, printable(incoming.text), intent.name, outcome, now
+            )
         if outcome.unanswered is not None:
             session.add(self._unanswered(person, outcome.unanswered, turn.lang, now))
         log.info("%s event handled by %s", incoming.channel, intent.name)
         return outcome.replies
+
+    async def _apply_handoff(
+        self,
+        session: AsyncSession,
+        person: Person,
+        handoff: Handoff | None,
+        action: str | None,
+        now: datetime,
+    ) -> None:
+        if action is None:
+            return
+        if action.startswith("open:"):
+            await handoffs.open_handoff(session, self.policy, person, action[5:], now)
+        elif handoff is not None and action == "touch":
+            handoff.last_activity_at = now
+        elif handoff is not None and action == "close":
+            handoff.status, handoff.closed_at, handoff.closed_by = "closed", now, "person"
 
     async def _person(self, session: AsyncSession, incoming: Incoming, now: datetime) -> Person:
         person = await session.scalar(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -40,7 +40,8 @@ class Runtime:
         reminders = self.settings.reminders
         courier = Courier(self.sessions, self.pushers, self.clock)
         quiet = (reminders.quiet_from, reminders.quiet_until)
-        return Worker(self.sessions, self.policy, quiet, courier, self.clock)
+        idle = timedelta(minutes=self.settings.staff.handoff_idle_minutes)
+        return Worker(self.sessions, self.policy, quiet, courier, self.clock, handoff_idle=idle)
 
     async def aclose(self) -> None:
         await self.db.dispose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery import Courier, DeliveryReport
+from bot.storage import handoffs
 from bot.storage.bookings import BookingPolicy, delivery_values, signup_view, tour_view
 from bot.storage.models import Delivery, Person, Reminder, Signup, Tour
 from intents import notices
@@ -146,14 +147,18 @@ class Worker:
         quiet: tuple[time, time],
         courier: Courier,
         clock: Callable[[], datetime],
+        handoff_idle: timedelta = timedelta(hours=2),
     ) -> None:
         self.sessions = sessions
         self.policy = policy
         self.quiet = quiet
         self.courier = courier
         self.clock = clock
+        self.handoff_idle = handoff_idle
 
     async def tick(self) -> tuple[ReminderRun, DeliveryReport]:
+        async with self.sessions() as session, session.begin():
+            await handoffs.close_idle(session, self.policy, self.clock(), self.handoff_idle)
         reminders = await queue_due_reminders(self.sessions, self.policy, self.quiet, self.clock())
         report = await self.courier.send_due()
         if reminders.queued or reminders.dropped or report.claimed:

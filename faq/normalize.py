@@ -22,6 +22,12 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def printable(text: str) -> str:
+    """The text as the person wrote it, minus control characters (PostgreSQL refuses NUL):
+    what staff read in the conversation log."""
+    return _CONTROL.sub(" ", text).strip()
+
+
 def fold(text: str) -> str:
     """A key for fuzzy comparison: cleaned, case-folded, katakana as hiragana, no punctuation.
     Half-width katakana and full-width letters are already unified by NFKC in clean().

@@ -50,6 +50,8 @@ class Turn:
     desk: TourDesk  # tours and sign-ups, bound to this turn's transaction
     # The engine resolves a typed number ("2") against the last choices into this value.
     postback: str | None = None
+    # Staff own this conversation (an open handoff): the bot keeps quiet.
+    in_handoff: bool = False
 
     @cached_property
     def folded(self) -> str:
@@ -92,6 +94,8 @@ class Outcome:
     unanswered: MatchResult | None = None
     # True after erasing the person's data: the engine then keeps no log of this turn.
     forget: bool = False
+    # Handoff to staff: "open:asked", "open:unanswered", "touch" (activity), "close".
+    handoff: str | None = None
 
 
 class Intent(Protocol):

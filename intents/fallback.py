@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bot.messages import EventKind, Reply
 from intents.base import Outcome, Turn
+from intents.faq_answer import missed
+from intents.handoff import MISSES_BEFORE_OFFER, offer_choice
 
 
 class Unreadable:
@@ -42,10 +44,11 @@ class DontKnow:
     def respond(self, turn: Turn) -> Outcome:
         contact = turn.services.contact.get(turn.lang) or turn.services.contact["ja"]
         unanswered = turn.faq if turn.is_text and turn.folded else None
-        return Outcome(
-            [
-                Reply(turn.say("dont_know", contact=contact)),
-                Reply(turn.say("dont_know_topics"), choices=turn.topic_choices()),
-            ],
-            unanswered=unanswered,
-        )
+        state = missed(turn, True)
+        replies = [
+            Reply(turn.say("dont_know", contact=contact)),
+            Reply(turn.say("dont_know_topics"), choices=turn.topic_choices()),
+        ]
+        if state["misses"] >= MISSES_BEFORE_OFFER:
+            replies.append(Reply(turn.say("handoff.offer"), choices=(offer_choice(turn),)))
+        return Outcome(replies, state=state, unanswered=unanswered)

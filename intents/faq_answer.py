@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.messages import Choice, Reply
 from faq.kb import Entry
 from faq.matcher import Band
 from intents.base import Outcome, Turn
+from intents.handoff import MISSES_BEFORE_OFFER, offer_choice
 
 # Entries after which "sign up" is the obvious next step.
 SIGNUP_TOPICS = ("tours",)
@@ -34,13 +37,23 @@ class FaqAnswer:
             entry = turn.services.matcher.kb.get(turn.postback.split(":", 1)[1])
             if entry is None:
                 return Outcome([Reply(turn.say("faq_unknown_entry"), choices=turn.topic_choices())])
-            return Outcome([answer_reply(turn, entry)])
+            return Outcome([answer_reply(turn, entry)], state=missed(turn, False))
         result = turn.faq
         if result.band is Band.ANSWER and result.best is not None:
-            return Outcome([answer_reply(turn, result.best.entry)])
+            return Outcome([answer_reply(turn, result.best.entry)], state=missed(turn, False))
         closest = result.matches[: turn.services.suggestions]
         choices = tuple(Choice(m.entry.title_in(turn.lang), f"faq:{m.entry.id}") for m in closest)
+        state = missed(turn, True)
+        extra = (offer_choice(turn),) if state["misses"] >= MISSES_BEFORE_OFFER else ()
         return Outcome(
-            [Reply(turn.say("did_you_mean"), choices=(*choices, turn.menu_choice()))],
+            [Reply(turn.say("did_you_mean"), choices=(*choices, *extra, turn.menu_choice()))],
+            state=state,
             unanswered=result,
         )
+
+
+def missed(turn: Turn, miss: bool) -> dict[str, Any]:
+    """The state with the count of questions in a row the bot could not answer outright."""
+    state = dict(turn.state)
+    state["misses"] = int(state.get("misses", 0)) + 1 if miss else 0
+    return state

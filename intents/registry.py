@@ -7,6 +7,7 @@ from intents.bookings import MyBookings
 from intents.cancel import Cancel
 from intents.fallback import DontKnow, Unfollow, Unreadable
 from intents.faq_answer import FaqAnswer
+from intents.handoff import RequestPerson, WithStaff
 from intents.help import Help
 from intents.language import LanguageSwitch
 from intents.privacy import MyData
@@ -22,11 +23,13 @@ def default_intents() -> list[Intent]:
     # never answered as a question.
     return [
         Unfollow(),
+        WithStaff(),  # while staff answer, nothing else may speak
         Unreadable(),
         Cancel(),
         TourSignup(),
         MyBookings(),
         MyData(),
+        RequestPerson(),
         LanguageSwitch(),
         Help(),
         Welcome(),

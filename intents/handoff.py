@@ -1,0 +1,68 @@
+"""Talking to a person: ask for staff, stay quiet while staff own the conversation, return."""
+
+from __future__ import annotations
+
+from bot.messages import Choice, Reply
+from intents.base import Outcome, Turn, keyword_set
+
+REQUEST = keyword_set(
+    "担当者と話したい",
+    "担当者と話す",
+    "担当者",
+    "人と話したい",
+    "職員と話したい",
+    "オペレーター",
+    "有人対応",
+    "電話で相談したい",
+    "talk to a person",
+    "talk to staff",
+    "human",
+    "staff",
+    "operator",
+    "a person",
+    "talk to a human",
+    "speak to a person",
+)
+BACK_TO_BOT = keyword_set("ボットに戻る", "自動応答に戻る", "back to bot", "return to bot", "bot")
+# After this many questions in a row without an answer, the bot offers a person.
+MISSES_BEFORE_OFFER = 2
+
+
+def offer_choice(turn: Turn) -> Choice:
+    return Choice(turn.say("handoff.btn.request"), "handoff:request")
+
+
+class RequestPerson:
+    name = "handoff"
+
+    def claims(self, turn: Turn) -> bool:
+        if turn.postback is not None:
+            return turn.postback == "handoff:request"
+        return turn.is_text and turn.folded in REQUEST
+
+    def respond(self, turn: Turn) -> Outcome:
+        state = {k: v for k, v in turn.state.items() if k not in ("form", "misses")}
+        reason = (
+            "unanswered" if int(turn.state.get("misses", 0)) >= MISSES_BEFORE_OFFER else "asked"
+        )
+        return Outcome(
+            [Reply(turn.say("handoff.requested"))], state=state, handoff=f"open:{reason}"
+        )
+
+
+class WithStaff:
+    """While staff own the conversation the bot says nothing: staff read and answer it in the
+    console. The person can take the bot back at any time."""
+
+    name = "with-staff"
+
+    def claims(self, turn: Turn) -> bool:
+        return turn.in_handoff
+
+    def respond(self, turn: Turn) -> Outcome:
+        if turn.postback == "handoff:end" or (turn.is_text and turn.folded in BACK_TO_BOT):
+            return Outcome(
+                [Reply(turn.say("handoff.returned"), choices=turn.topic_choices())],
+                handoff="close",
+            )
+        return Outcome([], handoff="touch")
