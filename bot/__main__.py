@@ -112,6 +112,34 @@ def cmd_faq_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faq_unanswered(args: argparse.Namespace) -> int:
+    """Questions the bot did not answer outright, grouped, most asked first: what to write."""
+    from bot.storage.db import create_engine, session_factory
+    from bot.storage.unanswered import grouped
+
+    settings = _settings(args)
+
+    async def run() -> list[tuple[str, int, str | None]]:
+        db = create_engine(settings.database.url, root=settings.root)
+        try:
+            async with session_factory(db)() as session:
+                return await grouped(session, days=args.days, limit=args.limit)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if args.json:
+        for text, count, best in rows:
+            record = {"question": text, "count": count, "closest": best}
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"no unanswered questions in the last {args.days} days")
+    for text, count, best in rows:
+        print(f"{count:>4}  {text[:80]}" + (f"  (closest: {best})" if best else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument(
@@ -146,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--kb", help="FAQ directory (default: from config.toml)")
     match.add_argument("--top", type=int, default=5)
     match.set_defaults(func=cmd_faq_match)
+    unanswered = faq_sub.add_parser(
+        "unanswered", help="questions the bot could not answer outright, most asked first"
+    )
+    unanswered.add_argument("--days", type=int, default=30)
+    unanswered.add_argument("--limit", type=int, default=100)
+    unanswered.add_argument("--json", action="store_true", help="one JSON object per line")
+    unanswered.set_defaults(func=cmd_faq_unanswered)
     return parser
 
 
