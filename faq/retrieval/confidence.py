@@ -4,8 +4,8 @@ probability that the top entry is the right answer, and two thresholds cut it in
 Calibrated on bench/data/faq_queries.jsonl (460 in-scope + 108 out-of-scope queries against the
 sample knowledge base), one model per dense configuration because the features differ. The
 thresholds were chosen for wrong answers <= 4 % and out-of-scope rejection >= 92 % on the
-fitting data; bench/README.md gives the cross-fitted (held-out) figures. Refit with the lab
-script described there when the knowledge base or the ranking weights change a lot."""
+fitting data; bench/README.md gives the cross-fitted (held-out) figures. Refit with
+`python -m faq.retrieval.calibrate` when the knowledge base or the ranking weights change a lot."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _model(raw: Mapping[str, Sequence[float] | Sequence[str] | float]) -> Confid
     )
 
 
-# Fitted by the calibration script (see bench/README.md, "confidence"); keyed by the dense
+# Fitted by `python -m faq.retrieval.calibrate`; keyed by the dense
 # models that were loaded, as in fusion.WEIGHTS_BY_MODELS.
 _MODELS: dict[tuple[str, ...], ConfidenceModel] = {
     (): _model(
