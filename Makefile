@@ -10,13 +10,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "iju-bot needs Python 3.11 or newer; set PYTHON=python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dense]'
 	touch $@
 
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m bot serve
+	$(BIN)/python -m bot serve --with-worker --seed-samples
 
 chat: $(STAMP)
 	$(BIN)/python -m bot chat

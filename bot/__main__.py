@@ -11,10 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cli_platforms, cli_tours
+from bot import cli_platforms, cli_staff, cli_tours
 from bot.config import ConfigError, Settings, load_settings
 from faq.kb import KnowledgeBaseError, load_kb
-from faq.matcher import FaqMatcher
 
 log = logging.getLogger("bot")
 
@@ -32,7 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.web.host
     port = args.port or settings.web.port
     print(f"iju-bot: web chat at http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    app = create_app(settings, background_worker=args.with_worker, seed_samples=args.seed_samples)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0
 
 
@@ -90,14 +90,10 @@ def cmd_faq_check(args: argparse.Namespace) -> int:
 
 def cmd_faq_match(args: argparse.Namespace) -> int:
     """One question per stdin line -> one JSON object per stdout line, flushed each time."""
+    from bot.runtime import matcher_builder
+
     directory = _kb_dir(args)
-    config = Path(args.config)
-    faq = load_settings(config).faq if config.exists() else Settings.model_fields["faq"].default
-    matcher = FaqMatcher(
-        load_kb(directory),
-        answer_threshold=faq.answer_threshold,
-        suggest_threshold=faq.suggest_threshold,
-    )
+    matcher = matcher_builder(_settings(args))(load_kb(directory))
     out = sys.stdout
     for raw in sys.stdin:
         query = raw.rstrip("\r\n")
@@ -152,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web server (web chat, webhooks, console)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also send reminders and queued messages from this process (single machine)",
+    )
+    serve.add_argument(
+        "--seed-samples", action="store_true", help="add sample tours to an empty database"
+    )
     serve.set_defaults(func=cmd_serve)
 
     chat = sub.add_parser("chat", help="chat with the bot in this terminal")
@@ -164,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_tours.register(sub)
     cli_platforms.register(sub)
+    cli_staff.register(sub)
 
     faq = sub.add_parser("faq", help="check and try the FAQ knowledge base")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)

@@ -79,8 +79,16 @@ class DatabaseSettings(_Section):
 
 class FaqSettings(_Section):
     directory: Path = Path("faq")
-    answer_threshold: float = Field(default=0.80, ge=0.0, le=1.0)
-    suggest_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
+    # Sentence-embedding models: auto (every model package installed), off, use, e5, e5+use.
+    dense: Literal["auto", "off", "use", "e5", "e5+use"] = "auto"
+    # Entry embeddings and analyses are kept here, so a restart does not recompute them.
+    cache_dir: Path = Path("var/faq-cache")
+    synonyms: Path = Path("faq/lexicon/synonyms.toml")
+    # Probabilities (0..1) that the best entry is right: at or above answer_threshold the
+    # bot answers, at or above suggest_threshold it offers choices. Unset: the calibrated
+    # values of the loaded models (faq/retrieval/confidence.py).
+    answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    suggest_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     suggestions: int = Field(default=3, ge=1, le=5)
 
 
@@ -117,6 +125,21 @@ class StaffSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+
+class PrivacySettings(_Section):
+    # Conversation messages older than this are deleted by the worker.
+    message_log_days: int = Field(default=90, ge=1, le=3650)
+
+
+class ConsoleSettings(_Section):
+    # Send the console's session cookie over HTTPS only. Unset: on, unless web.host is a
+    # loopback address (so `make run` on http://127.0.0.1 works and production is safe).
+    https_only: bool | None = None
+    # Failed passwords in a row before an account is locked, and for how long.
+    max_failed_logins: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    session_hours: int = Field(default=8, ge=1, le=24 * 30)
 
 
 class RichMenuArea(_Section):
@@ -200,6 +223,7 @@ class Secrets(_Section):
     line_channel_access_token: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
+    console_secret_key: SecretStr | None = None
 
 
 class Settings(_Section):
@@ -211,6 +235,8 @@ class Settings(_Section):
     signup: SignupSettings
     reminders: ReminderSettings = ReminderSettings()
     staff: StaffSettings = StaffSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    console: ConsoleSettings = ConsoleSettings()
     line: LineSettings = LineSettings()
     telegram: TelegramSettings = TelegramSettings()
     secrets: Secrets = Secrets()
@@ -219,8 +245,11 @@ class Settings(_Section):
 
     @property
     def faq_dir(self) -> Path:
-        d = self.faq.directory
-        return d if d.is_absolute() else self.root / d
+        return self.path(self.faq.directory)
+
+    def path(self, value: Path) -> Path:
+        """A path from the file, relative to the file's own directory."""
+        return value if value.is_absolute() else self.root / value
 
 
 _ENV_SECRETS = {
@@ -228,6 +257,7 @@ _ENV_SECRETS = {
     "LINE_CHANNEL_ACCESS_TOKEN": "line_channel_access_token",
     "TELEGRAM_BOT_TOKEN": "telegram_bot_token",
     "TELEGRAM_WEBHOOK_SECRET": "telegram_webhook_secret",
+    "CONSOLE_SECRET_KEY": "console_secret_key",
 }
 
 
@@ -280,7 +310,8 @@ def load_settings(
     except ValidationError as exc:
         problems = "\n  ".join(_describe(e, from_env) for e in exc.errors())
         raise ConfigError(f"{path}: invalid configuration\n  {problems}") from None
-    if settings.faq.suggest_threshold > settings.faq.answer_threshold:
+    answer, suggest = settings.faq.answer_threshold, settings.faq.suggest_threshold
+    if answer is not None and suggest is not None and suggest > answer:
         raise ConfigError(
             f"{path}: faq.suggest_threshold: expected a value not above "
             f"faq.answer_threshold ({settings.faq.answer_threshold})"

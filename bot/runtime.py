@@ -16,7 +16,8 @@ from bot.scheduler import Worker
 from bot.storage import migrate
 from bot.storage.bookings import BookingPolicy
 from bot.storage.db import create_engine, session_factory
-from faq.kb import load_kb
+from faq.kb import KnowledgeBase
+from faq.library import FaqLibrary
 from faq.matcher import FaqMatcher
 from intents.base import Services
 from intents.i18n import Catalog
@@ -47,14 +48,26 @@ class Runtime:
         await self.db.dispose()
 
 
-def build_matcher(settings: Settings) -> FaqMatcher:
-    kb = load_kb(settings.faq_dir)
-    log.info("FAQ loaded: %d entries from %s", len(kb), settings.faq_dir)
-    return FaqMatcher(
-        kb,
-        answer_threshold=settings.faq.answer_threshold,
-        suggest_threshold=settings.faq.suggest_threshold,
-    )
+def matcher_builder(settings: Settings) -> Callable[[KnowledgeBase], FaqMatcher]:
+    """How this deployment turns a knowledge base into a matcher (models, cache, synonyms)."""
+    faq = settings.faq
+
+    def build(kb: KnowledgeBase) -> FaqMatcher:
+        log.info("FAQ loaded: %d entries from %s", len(kb), kb.directory)
+        return FaqMatcher.build(
+            kb,
+            dense=faq.dense,
+            cache_dir=settings.path(faq.cache_dir),
+            synonyms=settings.path(faq.synonyms),
+            answer_threshold=faq.answer_threshold,
+            suggest_threshold=faq.suggest_threshold,
+        )
+
+    return build
+
+
+def faq_library(settings: Settings) -> FaqLibrary:
+    return FaqLibrary(settings.faq_dir, matcher_builder(settings))
 
 
 def booking_policy(settings: Settings, catalog: Catalog) -> BookingPolicy:
@@ -72,6 +85,7 @@ async def build_runtime(
     *,
     clock: Callable[[], datetime] = utc_now,
     migrate_schema: bool | None = None,
+    library: FaqLibrary | None = None,
 ) -> Runtime:
     """Connect the database, load the FAQ and assemble the engine. The embedded SQLite
     database is migrated here so `make run` needs no separate step; PostgreSQL is migrated
@@ -84,7 +98,8 @@ async def build_runtime(
             log.warning("database schema is not current: run `python -m bot migrate`")
         catalog = Catalog.load()
         services = Services(
-            matcher=build_matcher(settings),
+            # Loading the models takes seconds: tests share one library between runtimes.
+            library=library or faq_library(settings),
             catalog=catalog,
             city_name=settings.city.name.model_dump(),
             contact=settings.city.contact.model_dump(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -13,12 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.admin.app import console_mount
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
 from bot.config import Settings
 from bot.engine import utc_now
 from bot.runtime import Runtime, build_runtime
+from bot.storage.tours import seed_samples as seed_samples_into
+from faq.library import FaqLibrary
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +32,33 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     migrate_schema: bool | None = None,
+    library: FaqLibrary | None = None,
+    background_worker: bool = False,
+    seed_samples: bool = False,
 ) -> Starlette:
     """Build the app; the database engine, FAQ index and clients are made in its lifespan
-    and closed on shutdown, never at import time."""
+    and closed on shutdown, never at import time. `background_worker` runs the reminder and
+    delivery worker in this process (the single-machine `make run`); `seed_samples` adds a
+    few future tours to an empty database so a newcomer can try a sign-up."""
     holder: dict[str, Runtime] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, clock=clock, migrate_schema=migrate_schema)
+        runtime = await build_runtime(
+            settings, clock=clock, migrate_schema=migrate_schema, library=library
+        )
         holder["runtime"] = runtime
         app.state.runtime = runtime
         app.state.webchat = WebChat(runtime.engine)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(runtime.aclose)
             await _start_platforms(app, stack, runtime, clock)
+            watch = asyncio.create_task(runtime.engine.services.library.watch())
+            stack.callback(watch.cancel)
+            if seed_samples:
+                await _seed(runtime)
+            if background_worker:
+                await _start_worker(app, stack, runtime)
             yield
 
     async def line_webhook(request: Request) -> Response:
@@ -80,9 +97,34 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/webhooks/line", line_webhook, methods=["POST"]),
             Route("/webhooks/telegram", telegram_webhook, methods=["POST"]),
+            console_mount(settings, lambda: holder["runtime"]),
         ],
         lifespan=lifespan,
     )
+
+
+async def _seed(runtime: Runtime) -> None:
+    async with runtime.sessions() as session, session.begin():
+        added = await seed_samples_into(session, runtime.clock(), runtime.settings.bot.tz)
+    if added:
+        log.info("added %d sample tours (the database had none)", added)
+
+
+async def _start_worker(app: Starlette, stack: contextlib.AsyncExitStack, runtime: Runtime) -> None:
+    """Reminders and the outbox in this process, through the platform clients the webhooks
+    already hold (one client per platform per process)."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.pushers import LinePusher, TelegramPusher
+
+    if app.state.line is not None:
+        runtime.pushers["line"] = LinePusher(app.state.line.api)
+    if app.state.telegram is not None:
+        runtime.pushers["telegram"] = TelegramPusher(app.state.telegram.bot)
+    scheduler = AsyncIOScheduler(timezone=runtime.settings.bot.timezone)
+    runtime.worker().schedule(scheduler)
+    scheduler.start()
+    stack.callback(scheduler.shutdown, False)
 
 
 async def _start_platforms(

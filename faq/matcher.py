@@ -1,26 +1,27 @@
-"""Match a question against the knowledge base and decide: answer, suggest, or don't know."""
+"""Match a question against the knowledge base and decide: answer, suggest, or don't know.
+
+Ranking is faq.retrieval's hybrid (lemmas, readings, synonyms, optional sentence
+embeddings); the decision is its calibrated confidence, cut into three bands.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-
-from rapidfuzz import fuzz, process
+from pathlib import Path
 
 from faq.kb import Entry, KnowledgeBase
 from faq.normalize import detect_language, fold
+from faq.retrieval import Document, Retriever
+from faq.retrieval.confidence import Band, model_for
 
-
-class Band(StrEnum):
-    ANSWER = "answer"  # confident: answer with the best entry
-    SUGGEST = "suggest"  # plausible: offer the closest entries as 「もしかして…」 choices
-    UNKNOWN = "unknown"  # say we don't know and offer a person
+__all__ = ["Band", "FaqMatcher", "Match", "MatchResult"]
 
 
 @dataclass(frozen=True)
 class Match:
     entry: Entry
-    score: float  # 0..1, higher is better
+    score: float  # the hybrid ranking score: higher is better, comparable within one query
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class MatchResult:
     language: str | None
     matches: tuple[Match, ...]
     band: Band
+    confidence: float = 0.0  # estimated probability that matches[0] is the right answer
 
     @property
     def answered(self) -> bool:
@@ -39,43 +41,82 @@ class MatchResult:
         return self.matches[0] if self.matches else None
 
 
+def documents(kb: KnowledgeBase) -> list[Document]:
+    return [
+        Document(
+            id=e.id,
+            questions_ja=tuple(e.questions.get("ja", ())),
+            questions_en=tuple(e.questions.get("en", ())),
+            answer_ja=e.answer.get("ja", ""),
+            answer_en=e.answer.get("en", ""),
+        )
+        for e in kb
+    ]
+
+
 class FaqMatcher:
-    """Fuzzy matching of the folded query against every question phrasing of every entry.
-    Built once per knowledge base; match() does no I/O."""
+    """Built once per knowledge base (embeddings come from the on-disk cache); match() does
+    no I/O. Thresholds default to the calibrated ones of the loaded dense configuration;
+    config.toml may override them."""
 
     def __init__(
-        self, kb: KnowledgeBase, *, answer_threshold: float, suggest_threshold: float
+        self,
+        kb: KnowledgeBase,
+        retriever: Retriever,
+        *,
+        answer_threshold: float | None = None,
+        suggest_threshold: float | None = None,
     ) -> None:
         self.kb = kb
+        self.retriever = retriever
         self.answer_threshold = answer_threshold
         self.suggest_threshold = suggest_threshold
-        self._keys: list[str] = []
-        self._owners: list[Entry] = []
-        for entry in kb:
-            for phrasings in entry.questions.values():
-                for q in phrasings:
-                    self._keys.append(fold(q))
-                    self._owners.append(entry)
+
+    @classmethod
+    def build(
+        cls,
+        kb: KnowledgeBase,
+        *,
+        dense: str = "auto",
+        cache_dir: Path | None = None,
+        synonyms: Path | None = None,
+        answer_threshold: float | None = None,
+        suggest_threshold: float | None = None,
+    ) -> FaqMatcher:
+        retriever = Retriever.build(
+            documents(kb), cache_dir=cache_dir, dense=dense, synonyms=synonyms
+        )
+        return cls(
+            kb,
+            retriever,
+            answer_threshold=answer_threshold,
+            suggest_threshold=suggest_threshold,
+        )
 
     def match(self, query: str, top: int = 5) -> MatchResult:
-        key = fold(query)
         lang = detect_language(query)
-        if not key or top <= 0:
+        if not fold(query) or top <= 0:
             return MatchResult(query, lang, (), Band.UNKNOWN)
-        best: dict[str, Match] = {}
-        hits = process.extract(key, self._keys, scorer=fuzz.ratio, limit=top * 8)
-        for _text, score, index in hits:
-            entry = self._owners[index]
-            if entry.id not in best or best[entry.id].score < score / 100:
-                best[entry.id] = Match(entry, score / 100)
-        ranked = tuple(sorted(best.values(), key=lambda m: -m.score)[:top])
-        return MatchResult(query, lang, ranked, self._band(ranked))
+        ranking = self.retriever.rank(query, top=top)
+        matches = tuple(
+            Match(entry, s.score)
+            for s in ranking.ranked
+            if (entry := self.kb.get(s.id)) is not None
+        )
+        if not matches:
+            return MatchResult(query, lang, (), Band.UNKNOWN)
+        band, p = self._decide(ranking.features)
+        return MatchResult(query, lang, matches, band, p)
 
-    def _band(self, ranked: tuple[Match, ...]) -> Band:
-        if not ranked:
-            return Band.UNKNOWN
-        if ranked[0].score >= self.answer_threshold:
-            return Band.ANSWER
-        if ranked[0].score >= self.suggest_threshold:
-            return Band.SUGGEST
-        return Band.UNKNOWN
+    def _decide(self, features: Mapping[str, float]) -> tuple[Band, float]:
+        model = model_for(features)
+        if model is None:
+            return Band.SUGGEST, 0.0  # an uncalibrated set-up never answers outright
+        p = model.probability(features)
+        answer = model.answer if self.answer_threshold is None else self.answer_threshold
+        suggest = model.suggest if self.suggest_threshold is None else self.suggest_threshold
+        if p >= answer:
+            return Band.ANSWER, p
+        if p >= suggest:
+            return Band.SUGGEST, p
+        return Band.UNKNOWN, p

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from bot.messages import Choice, EventKind, Incoming, Reply
 from faq.kb import TOPICS
+from faq.library import FaqLibrary
 from faq.matcher import FaqMatcher, MatchResult
 from faq.normalize import fold
 from intents.i18n import Catalog
@@ -28,7 +29,7 @@ class Profile:
 class Services:
     """Read-only things every intent may use; built once per process."""
 
-    matcher: FaqMatcher
+    library: FaqLibrary
     catalog: Catalog
     city_name: Mapping[str, str]
     contact: Mapping[str, str]
@@ -36,6 +37,11 @@ class Services:
     privacy_notice: Mapping[str, str]
     suggestions: int = 3
     resume_after_hours: int = 24
+
+    @property
+    def matcher(self) -> FaqMatcher:
+        """The matcher for the FAQ files as they are now (reloaded when staff edit them)."""
+        return self.library.current
 
 
 @dataclass

@@ -16,6 +16,8 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
+from bot.runtime import faq_library as faq_library_for
+from faq.library import FaqLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -107,9 +109,18 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+@pytest.fixture(scope="session")
+def faq_library() -> FaqLibrary:
+    """One matcher for the whole run: loading the analyser and the embedding models takes
+    seconds, and every runtime in the tests answers from the same sample knowledge base."""
+    return faq_library_for(load_settings(ROOT / "config.toml", environ={}))
+
+
 @pytest.fixture
-async def runtime(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
-    rt = await build_runtime(settings, clock=clock, migrate_schema=True)
+async def runtime(
+    settings: Settings, clock: Clock, faq_library: FaqLibrary
+) -> AsyncIterator[Runtime]:
+    rt = await build_runtime(settings, clock=clock, migrate_schema=True, library=faq_library)
     try:
         yield rt
     finally:

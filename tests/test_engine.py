@@ -114,12 +114,12 @@ async def test_cancel_clears_state(runtime: Runtime) -> None:
     assert "取り消す手続きはありません" in texts(replies)
 
 
-async def test_state_survives_a_restart(runtime: Runtime, settings, clock) -> None:
+async def test_state_survives_a_restart(runtime: Runtime, settings, clock, faq_library) -> None:
     chan = FakeChannel(runtime.engine)
     await chan.say("English")
     await chan.say("housing")
     # A new process on the same database: a typed "2" still means the second choice.
-    second = await build_runtime(settings, clock=clock)
+    second = await build_runtime(settings, clock=clock, library=faq_library)
     try:
         replies = await FakeChannel(second.engine).say("2")
         entry = second.engine.services.matcher.kb.by_topic("housing")[1]

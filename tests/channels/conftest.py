@@ -22,6 +22,7 @@ from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings, load_settings
 from bot.web import create_app
+from faq.library import FaqLibrary
 from tests.conftest import ROOT, Clock
 from tests.fakes.platform import FakePlatform
 
@@ -141,8 +142,10 @@ class Running:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, clock: Clock) -> AsyncIterator[Running]:
-    app = create_app(settings, clock=clock, migrate_schema=True)
+async def running_app(
+    settings: Settings, clock: Clock, library: FaqLibrary | None = None
+) -> AsyncIterator[Running]:
+    app = create_app(settings, clock=clock, migrate_schema=True, library=library)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -157,16 +160,18 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def platform_app(sqlite_url: str, fake: FakePlatform, clock: Clock) -> AsyncIterator[Running]:
-    async with running_app(platform_settings(sqlite_url, fake), clock) as running:
+async def platform_app(
+    sqlite_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
+) -> AsyncIterator[Running]:
+    async with running_app(platform_settings(sqlite_url, fake), clock, faq_library) as running:
         yield running
 
 
 @pytest.fixture
 async def platform_app_any_db(
-    database_url: str, fake: FakePlatform, clock: Clock
+    database_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
 ) -> AsyncIterator[Running]:
-    async with running_app(platform_settings(database_url, fake), clock) as running:
+    async with running_app(platform_settings(database_url, fake), clock, faq_library) as running:
         yield running
 
 
@@ -177,18 +182,12 @@ class FaqProbe:
 
 
 @pytest.fixture(scope="session")
-def faq_probe() -> FaqProbe:
+def faq_probe(faq_library: FaqLibrary) -> FaqProbe:
     """A question the knowledge base answers outright, taken from the KB itself, so these
     tests follow the FAQ files (and the matcher) as staff and other engineers change them."""
-    from faq.kb import load_kb
-    from faq.matcher import Band, FaqMatcher
+    from faq.matcher import Band
 
-    settings = load_settings(ROOT / "config.toml", environ={})
-    matcher = FaqMatcher(
-        load_kb(settings.faq_dir),
-        answer_threshold=settings.faq.answer_threshold,
-        suggest_threshold=settings.faq.suggest_threshold,
-    )
+    matcher = faq_library.current
     for entry in matcher.kb:
         for question in entry.questions.get("ja", ()):
             result = matcher.match(question)

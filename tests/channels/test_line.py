@@ -15,6 +15,7 @@ from bot.channels.line import render, retry_key
 from bot.channels.render import utf16_len
 from bot.messages import Choice, Link, Reply
 from bot.storage.models import Person, WebhookInbox
+from faq.library import FaqLibrary
 from tests.channels.conftest import (
     DATA,
     FaqProbe,
@@ -252,20 +253,20 @@ async def test_refused_reply_token_is_answered_by_push(
 
 
 async def test_failed_push_is_retried_at_start_up_with_the_same_key(
-    database_url: str, fake: FakePlatform, clock: Clock
+    database_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
 ) -> None:
     settings = platform_settings(database_url, fake)
     event = line_event("text_message", clock)
     clock.advance(minutes=5)
     fake.fail_next("/v2/bot/message/push", 500)
-    async with running_app(settings, clock) as first:
+    async with running_app(settings, clock, faq_library) as first:
         await first.post_line(line_body(event))
         await first.drain()
         [row] = await inbox_rows(first)
         assert row.status == "processed" and row.attempts == 1
     # the next process sends the stored replies, with the same retry key: LINE drops a copy
     fake.fail_next("/v2/bot/message/push", 409, {"message": "The retry key is already accepted"})
-    async with running_app(settings, clock) as second:
+    async with running_app(settings, clock, faq_library) as second:
         await second.drain()
         [row] = await inbox_rows(second)
         assert row.status == "sent"
@@ -275,11 +276,15 @@ async def test_failed_push_is_retried_at_start_up_with_the_same_key(
 
 
 async def test_event_accepted_before_a_crash_is_processed_at_start_up(
-    database_url: str, fake: FakePlatform, clock: Clock, faq_probe: FaqProbe
+    database_url: str,
+    fake: FakePlatform,
+    clock: Clock,
+    faq_probe: FaqProbe,
+    faq_library: FaqLibrary,
 ) -> None:
     settings = platform_settings(database_url, fake)
     event = line_event("text_message", clock, text=faq_probe.question)
-    async with running_app(settings, clock) as first:
+    async with running_app(settings, clock, faq_library) as first:
         await first.post_line(line_body(event))
         await first.drain()
         # Make it look as if the process died between accepting and processing.
@@ -292,7 +297,7 @@ async def test_event_accepted_before_a_crash_is_processed_at_start_up(
             await session.execute(InboundEvent.__table__.delete())
     fake.clear()
     clock.advance(minutes=3)
-    async with running_app(settings, clock) as second:
+    async with running_app(settings, clock, faq_library) as second:
         await second.drain()
         [push] = fake.line_sends()
         assert push.path == "/v2/bot/message/push"
@@ -301,12 +306,12 @@ async def test_event_accepted_before_a_crash_is_processed_at_start_up(
 
 
 async def test_routes_answer_404_without_secrets(
-    sqlite_url: str, fake: FakePlatform, clock: Clock
+    sqlite_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
 ) -> None:
     settings = platform_settings(
         sqlite_url, fake, LINE_CHANNEL_SECRET="", TELEGRAM_BOT_TOKEN="", TELEGRAM_WEBHOOK_SECRET=""
     )
-    async with running_app(settings, clock) as running:
+    async with running_app(settings, clock, faq_library) as running:
         body = line_body(line_event("text_message", clock))
         assert (await running.post_line(body)).status_code == 404
         assert (await running.post_telegram({"update_id": 1})).status_code == 404

@@ -9,11 +9,13 @@ from starlette.testclient import TestClient
 
 from bot.config import Settings
 from bot.web import create_app
+from faq.library import FaqLibrary
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, migrate_schema=True), raise_server_exceptions=False) as c:
+def client(settings: Settings, faq_library: FaqLibrary) -> Iterator[TestClient]:
+    app = create_app(settings, migrate_schema=True, library=faq_library)
+    with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 

@@ -108,12 +108,12 @@ async def test_language_switch_mid_form_asks_again_in_english(
 
 
 async def test_restart_and_second_process_lose_nothing(
-    runtime: Runtime, clock: Clock, settings
+    runtime: Runtime, clock: Clock, settings, faq_library
 ) -> None:
     tour = await make_tour(runtime, clock.now)
     await FakeChannel(runtime.engine, user_id="u1").say("ツアーに申し込みたい")
     await FakeChannel(runtime.engine, user_id="u1").press(f"form:tour:{tour}")
-    other = await build_runtime(settings, clock=clock)
+    other = await build_runtime(settings, clock=clock, library=faq_library)
     try:
         replies = await FakeChannel(other.engine, user_id="u1").say("小諸 花子")
         assert "ふりがな" in text(replies)

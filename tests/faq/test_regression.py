@@ -1,0 +1,41 @@
+"""A fixed sample of the labelled queries must keep matching at least this well, so a change
+to the matcher, the synonyms or the sample FAQ cannot silently make answers worse.
+(The full measurement is bench/faq_eval.py; these floors sit a little under its figures.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from faq.library import FaqLibrary
+
+CASES = [
+    json.loads(line)
+    for line in (Path(__file__).parents[1] / "data" / "faq_regression.jsonl")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    if line
+]
+
+
+def test_regression_set_stays_above_its_floors(faq_library: FaqLibrary) -> None:
+    matcher = faq_library.current
+    inscope = [c for c in CASES if c["id"] is not None]
+    oos = [c for c in CASES if c["id"] is None]
+    top1 = top5 = answered_right = wrong = rejected = 0
+    for case in CASES:
+        result = matcher.match(case["q"])
+        ids = [m.entry.id for m in result.matches]
+        if case["id"] is None:
+            rejected += not result.answered
+        else:
+            top1 += bool(ids) and ids[0] == case["id"]
+            top5 += case["id"] in ids[:5]
+            answered_right += result.answered and ids[0] == case["id"]
+        wrong += result.answered and (not ids or ids[0] != case["id"])
+    assert len(inscope) >= 50 and len(oos) >= 15
+    assert top1 / len(inscope) >= 0.85, f"top-1 {top1}/{len(inscope)}"
+    assert top5 / len(inscope) >= 0.95, f"top-5 {top5}/{len(inscope)}"
+    assert answered_right / len(inscope) >= 0.55, f"answered right {answered_right}/{len(inscope)}"
+    assert rejected / len(oos) >= 0.85, f"out of scope rejected {rejected}/{len(oos)}"
+    assert wrong / len(CASES) <= 0.05, f"wrong answers {wrong}/{len(CASES)}"
