@@ -11,7 +11,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.engine import Engine
+from bot.storage.models import Delivery
 from bot.messages import EventKind, Incoming, reply_to_dict
 
 CHANNEL = "web"
@@ -39,9 +43,32 @@ def _error(status: int, ja: str, en: str) -> JSONResponse:
 
 
 class WebChat:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine
+        self.sessions = sessions
         self._page = PAGE.read_text(encoding="utf-8")
+
+    async def updates(self, request: Request) -> Response:
+        """Messages the city sent this visitor unprompted (staff replies, reminders,
+        announcements): the web chat cannot be pushed to, so the page asks now and then."""
+        token, new = _visitor(request)
+        if new:
+            return JSONResponse({"replies": []})
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.channel == CHANNEL,
+                        Delivery.address == token,
+                        Delivery.status == "pending",
+                    )
+                    .values(status="sent", sent_at=datetime.now(UTC))
+                    .returning(Delivery.id, Delivery.replies)
+                )
+            ).all()
+        replies = [r for _id, data in sorted(rows) for r in data]
+        return JSONResponse({"replies": replies})
 
     async def page(self, request: Request) -> Response:
         token, new = _visitor(request)

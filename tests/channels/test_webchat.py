@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.config import Settings
+from bot.messages import Reply
 from bot.web import create_app
 from faq.library import FaqLibrary
 
@@ -71,3 +72,24 @@ def test_double_submit_with_same_id_answers_once(client: TestClient) -> None:
 def test_healthz_reports_database(client: TestClient) -> None:
     res = client.get("/healthz")
     assert res.status_code == 200 and res.json()["database"] == "ok"
+
+
+def test_staff_messages_reach_the_web_chat_on_its_next_poll(client: TestClient) -> None:
+    from bot.storage.bookings import enqueue
+
+    client.get("/")
+    client.post("/api/chat", json={"text": "担当者と話したい"})
+    visitor = client.cookies["iju_chat"]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+    async def queue() -> None:
+        async with runtime.sessions() as session, session.begin():
+            enqueue(
+                session, key="staff-reply:test", channel="web", address=visitor,
+                replies=[Reply("担当の佐藤です。")], now=runtime.clock(),
+            )  # fmt: skip
+
+    client.portal.call(queue)  # type: ignore[attr-defined]
+    first = client.get("/api/chat/updates").json()["replies"]
+    assert [r["text"] for r in first] == ["担当の佐藤です。"]
+    assert client.get("/api/chat/updates").json()["replies"] == []  # delivered once
