@@ -8,15 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.engine import Engine
-from bot.storage.models import Delivery
 from bot.messages import EventKind, Incoming, reply_to_dict
+from bot.storage.models import Delivery
 
 CHANNEL = "web"
 COOKIE = "iju_chat"
