@@ -49,7 +49,7 @@ def create_app(
         )
         holder["runtime"] = runtime
         app.state.runtime = runtime
-        app.state.webchat = WebChat(runtime.engine)
+        app.state.webchat = WebChat(runtime.engine, runtime.sessions)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(runtime.aclose)
             await _start_platforms(app, stack, runtime, clock)
@@ -90,10 +90,15 @@ def create_app(
         webchat: WebChat = request.app.state.webchat
         return await webchat.message(request)
 
+    async def chat_updates(request: Request) -> Response:
+        webchat: WebChat = request.app.state.webchat
+        return await webchat.updates(request)
+
     return Starlette(
         routes=[
             Route("/", chat_page, methods=["GET"]),
             Route("/api/chat", chat_message, methods=["POST"]),
+            Route("/api/chat/updates", chat_updates, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/webhooks/line", line_webhook, methods=["POST"]),
             Route("/webhooks/telegram", telegram_webhook, methods=["POST"]),
