@@ -42,7 +42,11 @@ class Runtime:
         courier = Courier(self.sessions, self.pushers, self.clock)
         quiet = (reminders.quiet_from, reminders.quiet_until)
         idle = timedelta(minutes=self.settings.staff.handoff_idle_minutes)
-        return Worker(self.sessions, self.policy, quiet, courier, self.clock, handoff_idle=idle)
+        days = self.settings.privacy.message_log_days
+        return Worker(
+            self.sessions, self.policy, quiet, courier, self.clock,
+            handoff_idle=idle, message_log_days=days,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         await self.db.dispose()

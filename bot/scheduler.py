@@ -23,6 +23,7 @@ from bot.delivery import Courier, DeliveryReport
 from bot.storage import handoffs
 from bot.storage.bookings import BookingPolicy, delivery_values, signup_view, tour_view
 from bot.storage.models import Delivery, Person, Reminder, Signup, Tour
+from bot.storage.retention import purge_message_log
 from intents import notices
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class Worker:
         courier: Courier,
         clock: Callable[[], datetime],
         handoff_idle: timedelta = timedelta(hours=2),
+        message_log_days: int = 90,
     ) -> None:
         self.sessions = sessions
         self.policy = policy
@@ -155,10 +157,12 @@ class Worker:
         self.courier = courier
         self.clock = clock
         self.handoff_idle = handoff_idle
+        self.message_log_days = message_log_days
 
     async def tick(self) -> tuple[ReminderRun, DeliveryReport]:
         async with self.sessions() as session, session.begin():
             await handoffs.close_idle(session, self.policy, self.clock(), self.handoff_idle)
+            await purge_message_log(session, self.clock(), self.message_log_days)
         reminders = await queue_due_reminders(self.sessions, self.policy, self.quiet, self.clock())
         report = await self.courier.send_due()
         if reminders.queued or reminders.dropped or report.claimed:
