@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.announcement_release import finish_sent, release_due
 from bot.delivery import Courier, DeliveryReport
 from bot.storage import handoffs
 from bot.storage.bookings import BookingPolicy, delivery_values, signup_view, tour_view
@@ -71,9 +72,10 @@ async def queue_due_reminders(
         try:
             if not await _queue_batch(sessions, policy, now, batch, run):
                 return run
+            conflicts = 0
         except (IntegrityError, OperationalError) as exc:
-            # Another worker queued the same reminders first (the unique Delivery key
-            # refused ours), or SQLite was busy: read again and carry on from what is left.
+            # SQLite was busy, or (a safety net) the unique Delivery key refused a copy:
+            # read again and carry on from what is left; give up only if nothing moves.
             conflicts += 1
             if conflicts > 20:
                 raise
@@ -87,22 +89,38 @@ async def _queue_batch(
     batch: int,
     run: ReminderRun,
 ) -> bool:
-    """Queue one batch in one transaction; False when nothing was due."""
+    """Queue one batch in one transaction; False when nothing was due.
+
+    The batch is claimed by one conditional UPDATE (pending -> queued), so two workers never
+    hold the same reminder, even on SQLite, which has no SKIP LOCKED."""
+    due = (
+        select(Reminder.id)
+        .where(Reminder.state == "pending", Reminder.due_at <= now)
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
     async with sessions() as session, session.begin():
+        claimed = (
+            await session.scalars(
+                update(Reminder)
+                .where(Reminder.id.in_(due.scalar_subquery()), Reminder.state == "pending")
+                .values(state="queued", queued_at=now)
+                .returning(Reminder.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if not claimed:
+            return False
         rows = (
             await session.execute(
                 select(Reminder, Signup, Tour, Person)
                 .join(Signup, Signup.id == Reminder.signup_id)
                 .join(Tour, Tour.id == Signup.tour_id)
                 .join(Person, Person.id == Signup.person_id)
-                .where(Reminder.state == "pending", Reminder.due_at <= now)
-                .order_by(Reminder.due_at, Reminder.id)
-                .limit(batch)
-                .with_for_update(of=Reminder, skip_locked=True)
+                .where(Reminder.id.in_(claimed))
             )
         ).all()
-        if not rows:
-            return False
         outbox: list[dict[str, object]] = []
         done: list[int] = []
         late: list[int] = []
@@ -124,9 +142,6 @@ async def _queue_batch(
         # Bulk statements: one round trip per batch, not per reminder.
         if outbox:
             await session.execute(insert(Delivery), outbox)
-            await session.execute(
-                update(Reminder).where(Reminder.id.in_(done)).values(state="queued", queued_at=now)
-            )
         if late:
             await session.execute(
                 update(Reminder).where(Reminder.id.in_(late)).values(state="dropped")
@@ -164,7 +179,11 @@ class Worker:
             await handoffs.close_idle(session, self.policy, self.clock(), self.handoff_idle)
             await purge_message_log(session, self.clock(), self.message_log_days)
         reminders = await queue_due_reminders(self.sessions, self.policy, self.quiet, self.clock())
+        # Due announcements become outbox rows first, so this tick already sends them.
+        await release_due(self.sessions, self.clock())
         report = await self.courier.send_due()
+        if report.claimed:
+            await finish_sent(self.sessions, self.clock())
         if reminders.queued or reminders.dropped or report.claimed:
             log.info(
                 "worker: reminders queued %d dropped %d; deliveries sent %d skipped %d "
