@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cli_platforms, cli_staff, cli_tours
+from bot import cli_platforms, cli_staff, cli_tours, logs
 from bot.config import ConfigError, Settings, load_settings
 from faq.kb import KnowledgeBaseError, load_kb
 
@@ -32,7 +32,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or settings.web.port
     print(f"iju-bot: web chat at http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     app = create_app(settings, background_worker=args.with_worker, seed_samples=args.seed_samples)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    # log_config=None: uvicorn keeps the handlers main() set up (LOG_FORMAT, redaction).
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
 
 
@@ -191,13 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
+    try:
+        fmt = logs.log_format_from(os.environ.get("LOG_FORMAT"))
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(
         # A terminal chat or a JSON pipe should not be drowned in INFO lines.
-        level=os.environ.get(
-            "LOG_LEVEL", "INFO" if args.command in ("serve", "migrate") else "WARNING"
-        ).upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        os.environ.get(
+            "LOG_LEVEL", "INFO" if args.command in ("serve", "migrate", "worker") else "WARNING"
+        ),
+        fmt,
     )
     try:
         return int(args.func(args))

@@ -111,16 +111,23 @@ async def signups_export(rt: Runtime, args: argparse.Namespace) -> int:
 async def run_worker(rt: Runtime, args: argparse.Namespace) -> int:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    scheduler = AsyncIOScheduler(timezone=rt.settings.bot.timezone)
-    rt.worker().schedule(scheduler, every_seconds=args.every)
-    scheduler.start()
+    from bot.leader import Leadership
+
+    worker = rt.worker()
+
+    def start() -> Callable[[], None]:
+        scheduler = AsyncIOScheduler(timezone=rt.settings.bot.timezone)
+        worker.schedule(scheduler, every_seconds=args.every)
+        scheduler.start()
+        return lambda: scheduler.shutdown(wait=False)
+
     print(f"worker running: reminders and deliveries every {args.every:g}s", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    scheduler.shutdown(wait=False)
+    # Several workers may run: one leads the scheduler, the others only send the outbox.
+    await Leadership(rt.db).serve(stop, start, follow=worker.courier.send_due)
     return 0
 
 

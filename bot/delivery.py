@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.messages import Reply, reply_from_dict
 from bot.storage.models import Delivery, Person
 
@@ -203,6 +204,7 @@ class Courier:
                 await session.execute(
                     update(Person).where(Person.id.in_(unreachable)).values(reachable=False)
                 )
+        metrics.count_deliveries(rows, sent, skipped, failed)
         report.sent += len(sent)
         report.skipped += len(skipped)
         report.failed += len(failed)

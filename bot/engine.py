@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import metrics
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
 from bot.storage import handoffs
 from bot.storage.bookings import BookingPolicy, SqlTourDesk
@@ -70,6 +71,7 @@ class Engine:
         self.default_language = default_language
         self.clock = clock
 
+    @metrics.timed_handle
     async def handle(
         self, incoming: Incoming, *, on_replies: RepliesHook | None = None
     ) -> list[Reply]:
@@ -138,6 +140,7 @@ class Engine:
             in_handoff=handoff is not None,
         )
         intent, outcome = await self._run(turn)
+        metrics.count_faq(intent.name, outcome.unanswered)  # a retried turn may count twice
 
         for key, value in outcome.profile.items():
             setattr(person, key, value)

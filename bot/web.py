@@ -1,26 +1,32 @@
-"""The ASGI app: web chat, health check (and later the webhooks and the staff console)."""
+"""The ASGI app: web chat, webhooks, staff console, health, readiness and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import logs, metrics
 from bot.admin.app import console_mount
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.engine import utc_now
 from bot.runtime import Runtime, build_runtime
+from bot.storage import migrate
+from bot.storage.models import Delivery
 from bot.storage.tours import seed_samples as seed_samples_into
 from faq.library import FaqLibrary
 
@@ -74,13 +80,20 @@ def create_app(
         return await telegram.webhook(request)
 
     async def healthz(request: Request) -> Response:
-        try:
-            async with holder["runtime"].db.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any DB failure means "not healthy", never a 500 page
-            log.warning("health check: database unreachable (%s)", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        # Liveness only: a database outage must not make the platform restart every web
+        # process (the inbox keeps accepted events; /readyz says whether to send traffic).
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        report = await readiness(holder["runtime"])
+        ready = all(value == "ok" for value in report.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", **report}, 200 if ready else 503
+        )
+
+    async def metrics_page(request: Request) -> Response:
+        body = metrics.exposition(await outbox_pending(holder["runtime"]))
+        return Response(body, media_type=metrics.CONTENT_TYPE)
 
     async def chat_page(request: Request) -> Response:
         webchat: WebChat = request.app.state.webchat
@@ -100,12 +113,65 @@ def create_app(
             Route("/api/chat", chat_message, methods=["POST"]),
             Route("/api/chat/updates", chat_updates, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/webhooks/line", line_webhook, methods=["POST"]),
             Route("/webhooks/telegram", telegram_webhook, methods=["POST"]),
             console_mount(settings, lambda: holder["runtime"]),
         ],
         lifespan=lifespan,
+        # Outermost first: the request id is set before anything logs, and the counter sees
+        # the final status of every response, errors included.
+        middleware=[Middleware(logs.RequestIdMiddleware), Middleware(metrics.ResponseCounter)],
     )
+
+
+def app_from_env(environ: Mapping[str, str] | None = None) -> Starlette:
+    """The Procfile's web process: `uvicorn --factory bot.web:app_from_env --workers N`.
+    Every uvicorn worker calls this: settings from $IJU_CONFIG (default config.toml) and
+    the environment, logs as $LOG_FORMAT (json unless told otherwise)."""
+    env = os.environ if environ is None else environ
+    try:
+        fmt = logs.log_format_from(env.get("LOG_FORMAT"), default="json")
+        settings = load_settings(env.get("IJU_CONFIG", "config.toml"), environ=env)
+    except (ConfigError, ValueError) as exc:
+        # Said once, plainly, instead of uvicorn's traceback of the factory call.
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    logs.configure(env.get("LOG_LEVEL", "INFO"), fmt)
+    return create_app(settings)
+
+
+async def readiness(runtime: Runtime) -> dict[str, str]:
+    """Which of the things a web process needs are there: the database, the newest schema."""
+    try:
+        async with runtime.db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any DB failure means "not ready", never a 500 page
+        log.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        return {"database": "unreachable", "migrations": "unknown"}
+    try:
+        current = await migrate.is_current(runtime.db)
+    except Exception as exc:
+        log.warning("readiness: schema version unreadable (%s)", type(exc).__name__)
+        return {"database": "ok", "migrations": "unknown"}
+    return {"database": "ok", "migrations": "ok" if current else "behind"}
+
+
+async def outbox_pending(runtime: Runtime) -> dict[str, int]:
+    """Deliveries waiting to be sent, by channel; empty (and a log line) if the DB is down."""
+    query = (
+        select(Delivery.channel, func.count())
+        .where(Delivery.status == "pending")
+        .group_by(Delivery.channel)
+    )
+    try:
+        async with runtime.sessions() as session:
+            rows = (await session.execute(query)).all()
+    except Exception as exc:  # the process metrics are still worth serving
+        log.warning("metrics: outbox depth unreadable (%s)", type(exc).__name__)
+        return {}
+    return {str(channel): int(count) for channel, count in rows}
 
 
 async def _seed(runtime: Runtime) -> None:

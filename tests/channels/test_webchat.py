@@ -69,8 +69,9 @@ def test_double_submit_with_same_id_answers_once(client: TestClient) -> None:
     assert first.json()["replies"] and again.json()["replies"] == []
 
 
-def test_healthz_reports_database(client: TestClient) -> None:
-    res = client.get("/healthz")
+def test_readyz_reports_database(client: TestClient) -> None:
+    # /healthz only says the process is up; the database is /readyz's business.
+    res = client.get("/readyz")
     assert res.status_code == 200 and res.json()["database"] == "ok"
 
 
