@@ -45,6 +45,9 @@ FAQ_QUESTIONS = Counter(
     "Questions by outcome: answered outright, suggested (did you mean), not_answered.",
     ["outcome"],
 )
+# Every outcome shows from the first scrape (as 0), so a dashboard's ratio has no gaps.
+for _outcome in ("answered", "suggested", "not_answered"):
+    FAQ_QUESTIONS.labels(_outcome)
 DELIVERIES = Counter(
     "iju_deliveries_total",
     "Outbox deliveries by channel and result (sent, skipped, retried, failed).",

@@ -106,6 +106,7 @@ def test_metrics_count_responses_questions_latency_and_outbox(client: TestClient
     assert (sample(text, "iju_http_responses_total", route="webhook_line", status="404") or 0) >= 1
     assert sample(text, "iju_outbox_pending", channel="line") == 2
     assert sample(text, "iju_outbox_pending", channel="telegram") == 1
+    assert sample(text, "iju_outbox_pending", channel="web") is None  # nothing queued
 
 
 class Pusher:
