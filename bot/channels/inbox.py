@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.engine import Engine
+from bot.logs import request_id
 from bot.messages import Choice, Incoming, Link, Reply
 from bot.storage.models import WebhookInbox
 
@@ -113,6 +114,9 @@ class Inbox:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._tails: dict[str, asyncio.Task[None]] = {}
+        # Event id -> the webhook request that brought it: a group commit schedules other
+        # requests' events, whose tasks would otherwise log under the flusher's request id.
+        self._request_ids: dict[str, str | None] = {}
         # SQLite has one writer: concurrent write transactions only meet in its busy handler,
         # whose growing sleeps pushed webhook answers past LINE's 2 s. Taking turns here
         # keeps every wait short; PostgreSQL writes concurrently and needs no lock. Few
@@ -140,6 +144,7 @@ class Inbox:
             unique.setdefault(event_id, payload)
         if not unique:
             return 0
+        self._request_ids.update(dict.fromkeys(unique, request_id.get()))
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._accepts.append((unique, done))
         self._kick()
@@ -180,6 +185,7 @@ class Inbox:
                              len(unique) - len(mine))  # fmt: skip
                 if not done.done():
                     done.set_result(len(mine))
+        self._request_ids.clear()  # every accepted batch is handled: the rest were duplicates
 
     async def _insert(
         self, unique: dict[str, dict[str, Any]], sent: list[int]
@@ -237,8 +243,10 @@ class Inbox:
         except Exception:  # a malformed payload still gets processed, just not ordered
             key = f"event:{delivery.event_id}"
         previous = self._tails.get(key)
+        rid = self._request_ids.pop(delivery.event_id, None)
 
         async def run() -> None:
+            request_id.set(rid)  # this task's own context copy
             if previous is not None:
                 await asyncio.wait([previous])  # keep the person's order; never raises
             async with self._slots:

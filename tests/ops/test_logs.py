@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -15,6 +16,15 @@ from bot import logs
 from bot.config import Settings
 from bot.web import create_app
 from faq.library import FaqLibrary
+from tests.channels.conftest import (
+    line_body,
+    line_event,
+    platform_settings,
+    running_app,
+    sign,
+)
+from tests.conftest import Clock
+from tests.fakes.platform import FakePlatform
 
 
 @pytest.fixture
@@ -136,3 +146,26 @@ def test_text_format_shows_the_request_id() -> None:
         logs.request_id.reset(token)
     assert stream.getvalue().rstrip().endswith("bot.x: hi [abc]")
     assert sys.stderr is not stream
+
+
+async def test_each_webhook_event_logs_under_its_own_request(
+    sqlite_url: str,
+    fake: FakePlatform,
+    clock: Clock,
+    faq_library: FaqLibrary,
+    captured: io.StringIO,
+) -> None:
+    """The inbox commits several requests' events together; each event's engine lines still
+    carry the id of the request that brought it, not of the one that flushed the batch."""
+    async with running_app(platform_settings(sqlite_url, fake), clock, faq_library) as running:
+
+        async def post(rid: str, user: str) -> None:
+            body = line_body(line_event("text_message", clock, text="空き家バンク", user=user))
+            headers = {"x-line-signature": sign(body), "x-request-id": rid}
+            res = await running.client.post("/webhooks/line", content=body, headers=headers)
+            assert res.status_code == 200 and res.headers["x-request-id"] == rid
+
+        await asyncio.gather(*(post(f"hook-{n}", f"U{n:032x}") for n in range(6)))
+        await running.drain()
+    handled = [e for e in lines(captured) if e["message"].startswith("line event handled")]
+    assert sorted(e.get("request_id", "") for e in handled) == [f"hook-{n}" for n in range(6)]
