@@ -107,3 +107,20 @@ def staff(console: Console) -> Console:
     console.add_staff(STAFF, "staff")
     assert console.login(STAFF).status_code == 303
     return console
+
+
+class RecordingPusher:
+    """Stands in for a platform in the outbox worker: records what would have been sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any]]] = []
+
+    async def push(self, address: str, replies: Any, *, retry_key: str) -> None:
+        self.sent.append((address, list(replies)))
+
+    async def multicast(self, recipients: Any, replies: Any, *, retry_key: str) -> None:
+        for address in recipients:
+            self.sent.append((address, list(replies)))
+
+    def texts_for(self, address: str) -> list[str]:
+        return [r.text for to, replies in self.sent if to == address for r in replies]
