@@ -3,7 +3,11 @@
 Rows are claimed in their own short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so
 several workers share the work), pushed, then marked. A worker that dies mid-send leaves
 rows in `sending`; after a grace period they are pushed again with the same retry key, which
-LINE deduplicates. Telegram has no such key: a crash in that window can repeat one message.
+LINE deduplicates. Telegram has no such key: a crash between Telegram's answer and our write
+can repeat those messages, so Telegram rows are claimed about a second's worth at a time.
+
+Each channel drains in its own loop, so a slow Telegram broadcast (30 messages/s) does not
+hold LINE multicasts (200 requests/s of 500 people each) behind it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +54,16 @@ class Pusher(Protocol):
         ...
 
 
+@runtime_checkable
+class MulticastPusher(Protocol):
+    """A pusher that can send one message to many people in one request (LINE multicast).
+    A pusher may also set `claim_size`: how many rows to claim at once for its channel."""
+
+    async def multicast(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str
+    ) -> None: ...
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -74,6 +88,7 @@ class Claimed:
     replies: list[dict[str, Any]]
     retry_key: str
     attempts: int
+    recipients: list[str] | None = None  # LINE multicast: the user ids of this one request
 
 
 def backoff(attempts: int) -> timedelta:
@@ -99,13 +114,25 @@ class Courier:
         self.concurrency = concurrency
 
     async def send_due(self) -> DeliveryReport:
-        """Send every due delivery, batch by batch, until none is left."""
+        """Send every due delivery, batch by batch, until none is left; channels in parallel."""
         report = DeliveryReport()
         await self._release_stuck()
+        # Every drain runs to its end before an error is raised: a failed channel must not
+        # leave another one sending outside the tick that owns it.
+        outcomes = await asyncio.gather(
+            *(self._drain(channel, report) for channel in self.pushers), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return report
+
+    async def _drain(self, channel: str, report: DeliveryReport) -> None:
+        size = int(getattr(self.pushers[channel], "claim_size", self.batch))
         while True:
-            claimed = await self._claim()
+            claimed = await self._claim(channel, min(size, self.batch))
             if not claimed:
-                return report
+                return
             await self._send(claimed, report)
 
     async def _release_stuck(self) -> None:
@@ -117,7 +144,7 @@ class Courier:
                 .values(status="pending")
             )
 
-    async def _claim(self) -> list[Claimed]:
+    async def _claim(self, channel: str, size: int) -> list[Claimed]:
         """Mark a batch `sending` in one statement. The status condition inside the UPDATE
         makes the claim atomic even on SQLite, which has no SKIP LOCKED."""
         now = self.clock()
@@ -126,16 +153,20 @@ class Courier:
             .where(
                 Delivery.status == "pending",
                 Delivery.not_before <= now,
-                Delivery.channel.in_(list(self.pushers)),
+                Delivery.channel == channel,
             )
             .order_by(Delivery.id)
-            .limit(self.batch)
+            .limit(size)
             .with_for_update(skip_locked=True)
+            # A CTE, not a subquery: PostgreSQL may run a LIMIT ... SKIP LOCKED subquery
+            # inside UPDATE ... IN (...) more than once and claim more rows than the limit
+            # (seen: 70 rows for a limit of 30); a locking CTE is evaluated once.
+            .cte("due")
         )
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending")
+                .where(Delivery.id.in_(select(due.c.id)), Delivery.status == "pending")
                 .values(status="sending", attempts=Delivery.attempts + 1, not_before=now)
                 .returning(
                     Delivery.id,
@@ -145,6 +176,7 @@ class Courier:
                     Delivery.replies,
                     Delivery.retry_key,
                     Delivery.attempts,
+                    Delivery.recipients,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -164,6 +196,8 @@ class Courier:
         skipped: list[int] = []
         failed: list[int] = []
         unreachable: list[int] = []
+        # Rows to try again, grouped by (wait, error): one statement per group, not per row.
+        retry: dict[tuple[timedelta, str | None], list[int]] = {}
         async with self.sessions() as session, session.begin():
             for row in rows:
                 outcome, error, after = results[row.id]
@@ -182,11 +216,13 @@ class Courier:
                     if after is not None:  # Telegram's retry_after is the platform's own word
                         wait = timedelta(seconds=after)
                     report.retried += 1
-                    await session.execute(
-                        update(Delivery)
-                        .where(Delivery.id == row.id)
-                        .values(status="pending", not_before=now + wait, error=error)
-                    )
+                    retry.setdefault((wait, error), []).append(row.id)
+            for (wait, error), ids in retry.items():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(status="pending", not_before=now + wait, error=error)
+                )
             # Outcomes shared by many rows are written in one statement each.
             if sent:
                 await session.execute(
@@ -213,7 +249,12 @@ class Courier:
         pusher = self.pushers[row.channel]
         replies = [reply_from_dict(r) for r in row.replies]
         try:
-            await pusher.push(row.address, replies, retry_key=row.retry_key)
+            if row.recipients is not None:
+                if not isinstance(pusher, MulticastPusher):
+                    return "failed", f"{row.channel} cannot multicast", None
+                await pusher.multicast(row.recipients, replies, retry_key=row.retry_key)
+            else:
+                await pusher.push(row.address, replies, retry_key=row.retry_key)
         except Unreachable:
             return "skipped", None, None
         except Rejected as exc:

@@ -304,6 +304,10 @@ class Announcement(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)  # unreachable when sent
+    # Release progress: the last person id already handed to the outbox, and when the whole
+    # segment had been (a release that died between batches resumes after this id).
+    expanded_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    expanded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Handoff(Base):

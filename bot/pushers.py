@@ -1,0 +1,226 @@
+"""Pushers for the outbox: how a queued message reaches LINE or Telegram unprompted.
+
+Both are paced under the platform's limits (bot/pacing.py) and retry a transient failure a
+few times in-process with exponential backoff before handing the row back to the outbox,
+whose own backoff is minutes long: a broadcast should not stall on one 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+from linebot.v3.messaging import (
+    ApiException,
+    AsyncApiClient,
+    AsyncMessagingApi,
+    Configuration,
+    MulticastRequest,
+    PushMessageRequest,
+)
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bot.channels import line as line_channel
+from bot.channels import telegram as telegram_channel
+from bot.delivery import Rejected, RetryLater, Unreachable
+from bot.messages import Reply
+from bot.pacing import Pace
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# LINE: multicast allows 200 requests/s, push 2,000/s; we stay a little under both.
+LINE_MULTICAST_RATE = 190.0
+LINE_PUSH_RATE = 1900.0
+MULTICAST_MAX = 500  # user ids per multicast request
+# Telegram: about 30 messages/s overall and 1 per second in one chat.
+TELEGRAM_RATE = 29.0
+TELEGRAM_PER_CHAT = 1.0
+# A Telegram retry_after up to this long is waited out in-process; longer goes back to the
+# outbox with that delay.
+TELEGRAM_INLINE_WAIT = 5.0
+TIMEOUT = 30.0  # seconds for one request (the SDK's default is five minutes)
+
+
+class _Transient(Exception):
+    """A failure worth trying again soon with the same retry key (429, 5xx, timeouts)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _retrying(attempts: int, sleep: Sleep) -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception_type(_Transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.25),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+class LinePusher:
+    """LINE push and multicast with X-Line-Retry-Key: a retried request under the same key
+    gets LINE's 409 instead of reaching anyone twice, so retrying after a timeout, a 5xx or a
+    crash is safe."""
+
+    claim_size = 100  # multicast rows per claim: half a second at 190 requests/s
+
+    def __init__(
+        self,
+        api: AsyncMessagingApi,
+        *,
+        multicast_pace: Pace | None = None,
+        push_pace: Pace | None = None,
+        attempts: int = 4,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.api = api
+        self.multicast_pace = multicast_pace or Pace(LINE_MULTICAST_RATE)
+        self.push_pace = push_pace or Pace(LINE_PUSH_RATE)
+        self.attempts = attempts
+        self.sleep = sleep
+
+    async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
+        messages = line_channel.render(replies)
+        if not messages:
+            return
+        request = PushMessageRequest(to=address, messages=messages)
+        await self._send(
+            self.push_pace,
+            lambda: self.api.push_message(
+                request, x_line_retry_key=retry_key, _request_timeout=TIMEOUT
+            ),
+        )
+
+    async def multicast(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str
+    ) -> None:
+        """One request for up to 500 user ids. LINE skips blocked users itself without an
+        error, so a multicast never reports anyone unreachable."""
+        if len(recipients) > MULTICAST_MAX:
+            raise Rejected(f"multicast to {len(recipients)} ids (max {MULTICAST_MAX})")
+        messages = line_channel.render(replies)
+        if not messages or not recipients:
+            return
+        request = MulticastRequest(to=list(recipients), messages=messages)
+        await self._send(
+            self.multicast_pace,
+            lambda: self.api.multicast(
+                request, x_line_retry_key=retry_key, _request_timeout=TIMEOUT
+            ),
+        )
+
+    async def _send(self, pace: Pace, call: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            async for attempt in _retrying(self.attempts, self.sleep):
+                with attempt:
+                    await pace.wait()
+                    await self._once(call)
+        except _Transient as exc:
+            raise RetryLater from exc  # LINE sends no Retry-After: the outbox backs off
+
+    @staticmethod
+    async def _once(call: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await call()
+        except ApiException as exc:
+            status = exc.status or 0
+            if status == 409:
+                return  # accepted before under this retry key: delivered once already
+            if status in (403, 404):
+                raise Unreachable from None
+            if status == 429 or status >= 500 or status == 0:
+                raise _Transient(f"LINE answered {status}") from None
+            raise Rejected(f"LINE answered {status}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _Transient(type(exc).__name__) from None
+
+
+class TelegramPusher:
+    """Telegram sendMessage, one chat at a time; honours retry_after, and a 403 means the
+    person blocked us. python-telegram-bot's AIORateLimiter paces overall only, so the
+    per-chat second is kept here."""
+
+    claim_size = 30  # rows per claim: about a second of sending (Telegram has no retry key)
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        pace: Pace | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.bot = bot
+        self.pace = pace or Pace(TELEGRAM_RATE, per_key_interval=TELEGRAM_PER_CHAT)
+        self.sleep = sleep
+
+    async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
+        # Outbox choices (booking:attend:<id> ...) fit Telegram's 64-byte callback data, so no
+        # stored key is needed (row 0 is never a stored row).
+        for text, keyboard in telegram_channel.render(replies, 0):
+            await self._send_one(address, text, keyboard)
+
+    async def _send_one(self, address: str, text: str, keyboard: Any) -> None:
+        waited = False
+        while True:
+            await self.pace.wait(address)
+            try:
+                await self.bot.send_message(chat_id=address, text=text, reply_markup=keyboard)
+                return
+            except Forbidden:
+                raise Unreachable from None
+            except RetryAfter as exc:
+                seconds = _seconds(exc.retry_after)
+                if waited or seconds > TELEGRAM_INLINE_WAIT:
+                    raise RetryLater(seconds) from None
+                waited = True  # Telegram's own word: wait exactly that long, once
+                await self.sleep(seconds)
+            except BadRequest as exc:
+                raise Rejected(f"Telegram refused: {type(exc).__name__}") from None
+            except (TimedOut, NetworkError):
+                raise RetryLater from None
+
+
+def _seconds(after: Any) -> float:
+    return float(after.total_seconds()) if hasattr(after, "total_seconds") else float(after)
+
+
+def line_pusher(base_url: str, token: str) -> tuple[LinePusher, AsyncApiClient]:
+    """A pusher with its own client (for the worker process and benchmarks)."""
+    client = AsyncApiClient(Configuration(host=base_url, access_token=token))
+    return LinePusher(AsyncMessagingApi(client)), client
+
+
+async def register_pushers(runtime: Runtime) -> list[Any]:
+    """Pushers for every configured platform, added to runtime.pushers. Returns what must be
+    closed on shutdown. Unconfigured platforms are skipped with a log line."""
+    settings = runtime.settings
+    closers: list[Any] = []
+    if line_channel.LineChannel.configured(settings):
+        client = AsyncApiClient(line_channel.line_configuration(settings))
+        runtime.pushers["line"] = LinePusher(AsyncMessagingApi(client))
+        closers.append(client.close)
+    else:
+        log.info("worker: LINE not configured, LINE messages stay queued")
+    if telegram_channel.TelegramChannel.configured(settings):
+        application = telegram_channel.build_application(settings)
+        await application.initialize()
+        runtime.pushers["telegram"] = TelegramPusher(application.bot)
+        closers.append(application.shutdown)
+    else:
+        log.info("worker: Telegram not configured, Telegram messages stay queued")
+    return closers
