@@ -21,6 +21,7 @@ from bot.admin.accounts import LockoutPolicy
 from bot.admin.context import Console
 from bot.admin.i18n import console_catalog
 from bot.admin.pages import (
+    announcements,
     dashboard,
     faq,
     inbox,
@@ -73,7 +74,7 @@ def build_console(
         prefix=prefix,
     )
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
-    for area in (signin, dashboard, tours, inbox, people, faq, staff):
+    for area in (signin, dashboard, tours, announcements, inbox, people, faq, staff):
         routes.extend(area.routes(console))
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -12,12 +12,14 @@ from tests.conftest import Clock
 PAGES = [
     "/admin/", "/admin/tours", "/admin/tours/new", "/admin/tours/1/edit", "/admin/tours/1/signups",
     "/admin/inbox", "/admin/inbox/1", "/admin/people", "/admin/people/1", "/admin/faq",
-    "/admin/staff", "/admin/audit",
+    "/admin/staff", "/admin/audit", "/admin/announcements", "/admin/announcements/1",
 ]  # fmt: skip
 POSTS = [
     "/admin/logout", "/admin/tours/new", "/admin/tours/1/edit", "/admin/tours/1/close",
     "/admin/tours/1/cancel", "/admin/inbox/1/reply", "/admin/inbox/1/return",
-    "/admin/people/1/delete", "/admin/staff", "/admin/staff/1",
+    "/admin/people/1/delete", "/admin/staff", "/admin/staff/1", "/admin/announcements",
+    "/admin/announcements/1/cancel", "/admin/announcements/1/test",
+    "/admin/announcements/1/send-now",
 ]  # fmt: skip
 ADMIN_ONLY = ["/admin/tours/new", "/admin/tours/1/edit", "/admin/staff", "/admin/audit"]
 ADMIN_POSTS = [
@@ -44,6 +46,8 @@ def test_data_endpoints_answer_401_without_a_session(console: Console) -> None:
     assert csv.status_code == 401 and csv.json() == {"error": "login required"}
     export = console.client.post("/admin/people/1/export.json")
     assert export.status_code == 401
+    count = console.client.post("/admin/announcements/count")
+    assert count.status_code == 401
 
 
 def test_login_page_is_japanese_first_and_switches_to_english(console: Console) -> None:
