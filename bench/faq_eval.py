@@ -92,7 +92,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(table, indent=1))
         return 0
-    order = ["ALL"] + sorted(k for k in table if k != "ALL")
+    order = ["ALL", *sorted(k for k in table if k != "ALL")]
     print(f"{len(rows)} queries, {elapsed:.1f} s including start-up\n")
     print("| kind | n | P@1 | Hit@5 | MRR@5 | OOS rejected | wrong answers |")
     print("|---|---|---|---|---|---|---|")

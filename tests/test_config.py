@@ -28,7 +28,8 @@ def test_shipped_config_loads_with_sqlite_default() -> None:
 def test_wrong_value_names_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    path.write_text(text.replace("# answer_threshold = 0.", "answer_threshold = 7"), encoding="utf-8")
+    broken = text.replace("# answer_threshold = 0.", "answer_threshold = 7")
+    path.write_text(broken, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={})
     message = str(err.value)

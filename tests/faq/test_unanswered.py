@@ -11,7 +11,11 @@ from tests.conftest import Clock
 async def test_unanswered_questions_are_grouped_most_asked_first(
     runtime: Runtime, clock: Clock
 ) -> None:
-    for user, question in [("a", "パスポートの申請"), ("b", "パスポートの申請？"), ("c", "確定申告")]:
+    for user, question in [
+        ("a", "パスポートの申請"),
+        ("b", "パスポートの申請？"),
+        ("c", "確定申告"),
+    ]:
         await FakeChannel(runtime.engine, user_id=user).say(question)
     await FakeChannel(runtime.engine, user_id="d").press("faq:housing.akiya-bank")  # answered
     async with runtime.sessions() as session:
