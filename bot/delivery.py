@@ -7,7 +7,9 @@ LINE deduplicates. Telegram has no such key: a crash between Telegram's answer a
 can repeat those messages, so Telegram rows are claimed about a second's worth at a time.
 
 Each channel drains in its own loop, so a slow Telegram broadcast (30 messages/s) does not
-hold LINE multicasts (200 requests/s of 500 people each) behind it.
+hold LINE multicasts (200 requests/s of 500 people each) behind it. A pusher may ask for
+several loops (`lanes`): a batch waits for its slowest row (a retry_after), and another batch
+in flight keeps the pace meanwhile.
 """
 
 from __future__ import annotations
@@ -119,9 +121,12 @@ class Courier:
         await self._release_stuck()
         # Every drain runs to its end before an error is raised: a failed channel must not
         # leave another one sending outside the tick that owns it.
-        outcomes = await asyncio.gather(
-            *(self._drain(channel, report) for channel in self.pushers), return_exceptions=True
-        )
+        drains = [
+            self._drain(channel, report)
+            for channel, pusher in self.pushers.items()
+            for _ in range(max(1, int(getattr(pusher, "lanes", 1))))
+        ]
+        outcomes = await asyncio.gather(*drains, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -22,12 +22,16 @@ class Pace:
     """Wait before each call so that calls stay under `rate` per second overall and, when
     `per_key_interval` is given, at least that many seconds apart for each key (chat)."""
 
-    def __init__(self, rate: float, *, per_key_interval: float | None = None) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+    def __init__(
+        self, rate: float, *, per_key_interval: float | None = None, burst: int = 1
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate and burst must be positive")
         self.rate = rate
         self.per_key_interval = per_key_interval
-        self._overall = AsyncLimiter(1, 1 / rate)
+        # A burst of 2 lets a call that woke a few milliseconds late be caught up, instead of
+        # every such delay lowering the pace; any one second then holds at most rate + 1.
+        self._overall = AsyncLimiter(burst, burst / rate)
         self._last: dict[str, float] = {}  # key -> loop time of its last call
         self._busy: dict[str, asyncio.Lock] = {}
 

@@ -72,6 +72,25 @@ def test_overall_rate_is_never_exceeded() -> None:
     assert 9.5 <= max(times) <= 10.1  # and it keeps that pace: 290 calls in about 10 s
 
 
+def test_telegram_pace_with_its_burst_of_two_stays_within_30() -> None:
+    async def main() -> list[float]:
+        pace = Pace(29, per_key_interval=1.0, burst=2)
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+
+        async def one(chat: int) -> None:
+            await pace.wait(str(chat))
+            times.append(loop.time())
+            await asyncio.sleep(0.003 * (chat % 3))  # a send that takes a few ms
+
+        await asyncio.gather(*(one(i) for i in range(600)))
+        return times
+
+    times = on_virtual_time(main)
+    assert per_second(times) <= 30
+    assert len(times) / max(times) >= 28.5  # at least 95 % of Telegram's 30/s
+
+
 def test_one_per_second_per_chat_and_30_overall() -> None:
     async def main() -> dict[str, list[float]]:
         pace = Pace(29, per_key_interval=1.0)
