@@ -300,22 +300,20 @@ def _report(ann: Announcement, by_status: dict[str, int]) -> AnnouncementReport:
 
 async def take_web_replies(session: AsyncSession, visitor: str, now: datetime) -> list[Reply]:
     """What the outbox holds for one web-chat visitor (announcements, staff replies), marked
-    sent: the web chat calls this on its next poll, as it cannot be pushed to."""
-    rows = list(
-        await session.scalars(
-            select(Delivery)
+    sent: the web chat calls this on its next poll, as it cannot be pushed to. One conditional
+    UPDATE hands each row over once, even to two polls at the same moment (SQLite too)."""
+    rows = (
+        await session.execute(
+            update(Delivery)
             .where(
                 Delivery.channel == "web",
                 Delivery.address == visitor,
                 Delivery.status == "pending",
                 Delivery.not_before <= now,
             )
-            .order_by(Delivery.id)
-            .with_for_update(skip_locked=True)
+            .values(status="sent", sent_at=now, attempts=Delivery.attempts + 1)
+            .returning(Delivery.id, Delivery.replies)
+            .execution_options(synchronize_session=False)
         )
-    )
-    replies: list[Reply] = []
-    for row in rows:
-        replies.extend(reply_from_dict(r) for r in row.replies)
-        row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
-    return replies
+    ).all()
+    return [reply_from_dict(r) for _id, data in sorted(rows) for r in data]

@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from bot.announcements import take_web_replies
 from bot.engine import Engine
 from bot.messages import EventKind, Incoming, reply_to_dict
-from bot.storage.models import Delivery
 
 CHANNEL = "web"
 COOKIE = "iju_chat"
@@ -54,20 +53,8 @@ class WebChat:
         if new:
             return JSONResponse({"replies": []})
         async with self.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.channel == CHANNEL,
-                        Delivery.address == token,
-                        Delivery.status == "pending",
-                    )
-                    .values(status="sent", sent_at=datetime.now(UTC))
-                    .returning(Delivery.id, Delivery.replies)
-                )
-            ).all()
-        replies = [r for _id, data in sorted(rows) for r in data]
-        return JSONResponse({"replies": replies})
+            replies = await take_web_replies(session, token, datetime.now(UTC))
+        return JSONResponse({"replies": [reply_to_dict(r) for r in replies]})
 
     async def page(self, request: Request) -> Response:
         token, new = _visitor(request)
