@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.engine import Engine
 from bot.logs import request_id
-from bot.messages import Choice, Incoming, Link, Reply
+from bot.messages import Incoming, Reply, reply_from_dict, reply_to_dict
 from bot.storage.models import WebhookInbox
 
 log = logging.getLogger(__name__)
@@ -74,25 +74,11 @@ class InboxAdapter(Protocol):
 
 
 def replies_to_json(replies: Iterable[Reply]) -> list[dict[str, Any]]:
-    return [
-        {
-            "text": r.text,
-            "choices": [{"label": c.label, "value": c.value} for c in r.choices],
-            "links": [{"label": x.label, "url": x.url} for x in r.links],
-        }
-        for r in replies
-    ]
+    return [reply_to_dict(r) for r in replies]
 
 
 def replies_from_json(data: Iterable[dict[str, Any]] | None) -> list[Reply]:
-    return [
-        Reply(
-            text=str(r.get("text", "")),
-            choices=tuple(Choice(str(c["label"]), str(c["value"])) for c in r.get("choices", ())),
-            links=tuple(Link(str(x["label"]), str(x["url"])) for x in r.get("links", ())),
-        )
-        for r in data or ()
-    ]
+    return [reply_from_dict(r) for r in data or ()]
 
 
 class Inbox:
