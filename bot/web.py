@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import logs, metrics
+from bot import body_limit, logs, metrics
 from bot.admin.app import console_mount
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
@@ -124,7 +124,12 @@ def create_app(
         lifespan=lifespan,
         # Outermost first: the request id is set before anything logs, and the counter sees
         # the final status of every response, errors included.
-        middleware=[Middleware(logs.RequestIdMiddleware), Middleware(metrics.ResponseCounter)],
+        # Innermost, the body cap (chunked bodies too), so the counter sees its 413s.
+        middleware=[
+            Middleware(logs.RequestIdMiddleware),
+            Middleware(metrics.ResponseCounter),
+            Middleware(body_limit.BodyLimitMiddleware),
+        ],
     )
 
 
