@@ -37,6 +37,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answer(args: argparse.Namespace) -> int:
+    """Answer webhook events that web processes accepted (WEB_ANSWERS=0): claim them from
+    the inbox, run the engine, send the replies. Several may run; no HTTP port."""
+    import contextlib
+    import signal
+    import types
+
+    from bot.engine import utc_now
+    from bot.runtime import build_runtime
+    from bot.web import start_platforms
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        runtime = await build_runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(runtime.aclose)
+            state = types.SimpleNamespace()
+            await start_platforms(state, stack, runtime, utc_now, answer=True)
+            if state.line is None and state.telegram is None:
+                log.warning("answer: neither LINE nor Telegram is configured, nothing to do")
+            watch = asyncio.create_task(runtime.engine.services.library.watch())
+            stack.callback(watch.cancel)
+            log.info("answering webhook events from the inbox")
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.channels.console import chat, default_user
     from bot.runtime import build_runtime
@@ -159,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
+    sub.add_parser(
+        "answer", help="answer accepted webhook events (Procfile answer, with WEB_ANSWERS=0)"
+    ).set_defaults(func=cmd_answer)
+
     chat = sub.add_parser("chat", help="chat with the bot in this terminal")
     chat.add_argument("--user", help="who you are in the conversation (default: local-terminal)")
     chat.set_defaults(func=cmd_chat)
@@ -200,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(
         # A terminal chat or a JSON pipe should not be drowned in INFO lines.
         os.environ.get(
-            "LOG_LEVEL", "INFO" if args.command in ("serve", "migrate", "worker") else "WARNING"
+            "LOG_LEVEL",
+            "INFO" if args.command in ("serve", "migrate", "worker", "answer") else "WARNING",
         ),
         fmt,
     )

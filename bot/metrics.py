@@ -12,6 +12,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from prometheus_client import (
@@ -125,7 +126,40 @@ def outbox_depth(pending: Mapping[str, int]) -> Metric:
     return gauge
 
 
-def exposition(pending: Mapping[str, int], environ: Mapping[str, str] | None = None) -> bytes:
+@dataclass(frozen=True)
+class InboxDepth:
+    """Webhook events accepted but not answered yet: counts by (channel, status), and the
+    age in seconds of each channel's oldest one."""
+
+    counts: Mapping[tuple[str, str], int]
+    oldest_seconds: Mapping[str, float]
+
+
+def inbox_depth(depth: InboxDepth) -> list[Metric]:
+    pending = GaugeMetricFamily(
+        "iju_inbox_pending",
+        "Webhook events accepted and not yet answered (accepted: to process; processed: "
+        "replies to send), by channel, read at scrape time.",
+        labels=["channel", "status"],
+    )
+    for (channel, status), count in sorted(depth.counts.items()):
+        pending.add_metric([channel, status], count)
+    oldest = GaugeMetricFamily(
+        "iju_inbox_oldest_seconds",
+        "Age of the oldest unanswered webhook event, by channel (0 when none waits).",
+        labels=["channel"],
+    )
+    for channel, age in sorted(depth.oldest_seconds.items()):
+        oldest.add_metric([channel], age)
+    return [pending, oldest]
+
+
+def exposition(
+    pending: Mapping[str, int],
+    environ: Mapping[str, str] | None = None,
+    *,
+    inbox: InboxDepth | None = None,
+) -> bytes:
     """The text for /metrics: this process's metrics (or every process's, in multiprocess
     mode) plus the outbox depth just read from the database."""
     env = os.environ if environ is None else environ
@@ -136,7 +170,8 @@ def exposition(pending: Mapping[str, int], environ: Mapping[str, str] | None = N
     else:
         registry = REGISTRY
     scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(_Snapshot([outbox_depth(pending)]))
+    families = [outbox_depth(pending), *(inbox_depth(inbox) if inbox is not None else [])]
+    scrape.register(_Snapshot(families))
     return generate_latest(registry) + generate_latest(scrape)
 
 

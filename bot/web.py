@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select, text
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from bot import body_limit, logs, metrics
 from bot.admin.app import console_mount
+from bot.channels.inbox import OPEN
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
@@ -28,7 +30,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.engine import utc_now
 from bot.runtime import Runtime, build_runtime
 from bot.storage import migrate
-from bot.storage.models import Delivery
+from bot.storage.models import Delivery, WebhookInbox
 from bot.storage.tours import seed_samples as seed_samples_into
 from faq.library import FaqLibrary
 
@@ -43,11 +45,14 @@ def create_app(
     library: FaqLibrary | None = None,
     background_worker: bool = False,
     seed_samples: bool = False,
+    answer: bool = True,
 ) -> Starlette:
     """Build the app; the database engine, FAQ index and clients are made in its lifespan
     and closed on shutdown, never at import time. `background_worker` runs the reminder and
     delivery worker in this process (the single-machine `make run`); `seed_samples` adds a
-    few future tours to an empty database so a newcomer can try a sign-up."""
+    few future tours to an empty database so a newcomer can try a sign-up. `answer=False`
+    makes a web process that only accepts webhooks, beside `python -m bot answer`
+    processes that answer them (see the README's operator section)."""
     holder: dict[str, Runtime] = {}
 
     @contextlib.asynccontextmanager
@@ -60,7 +65,7 @@ def create_app(
         app.state.webchat = WebChat(runtime.engine, runtime.sessions)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(runtime.aclose)
-            await _start_platforms(app, stack, runtime, clock)
+            await start_platforms(app.state, stack, runtime, clock, answer=answer)
             watch = asyncio.create_task(runtime.engine.services.library.watch())
             stack.callback(watch.cancel)
             if seed_samples:
@@ -94,7 +99,8 @@ def create_app(
         )
 
     async def metrics_page(request: Request) -> Response:
-        body = metrics.exposition(await outbox_pending(holder["runtime"]))
+        runtime = holder["runtime"]
+        body = metrics.exposition(await outbox_pending(runtime), inbox=await inbox_pending(runtime))
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
     async def chat_page(request: Request) -> Response:
@@ -146,7 +152,9 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> Starlette:
         print(f"configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     logs.configure(env.get("LOG_LEVEL", "INFO"), fmt)
-    return create_app(settings)
+    # WEB_ANSWERS=0: accept only, `python -m bot answer` processes answer (README).
+    answer = env.get("WEB_ANSWERS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return create_app(settings, answer=answer)
 
 
 async def readiness(runtime: Runtime) -> dict[str, str]:
@@ -199,6 +207,34 @@ async def outbox_pending(runtime: Runtime) -> dict[str, int]:
     return depth
 
 
+async def inbox_pending(runtime: Runtime) -> metrics.InboxDepth:
+    """Webhook events not yet answered, by channel and status, and the oldest one's age:
+    the backlog a burst leaves, read by every scrape (empty if the DB is down)."""
+    query = (
+        select(WebhookInbox.channel, WebhookInbox.status, func.count(),
+               func.min(WebhookInbox.received_at))
+        .where(WebhookInbox.status.in_(OPEN))
+        .group_by(WebhookInbox.channel, WebhookInbox.status)
+    )  # fmt: skip
+    try:
+        async with runtime.sessions() as session:
+            rows = (await session.execute(query)).all()
+    except Exception as exc:
+        log.warning("metrics: inbox depth unreadable (%s)", type(exc).__name__)
+        return metrics.InboxDepth({}, {})
+    now = runtime.clock()
+    counts = {(c, st): 0 for c in ("line", "telegram") for st in OPEN}
+    oldest = {"line": 0.0, "telegram": 0.0}
+    for channel, status, count, first in rows:
+        counts[(str(channel), str(status))] = int(count)
+        if first is not None:
+            if first.tzinfo is None:  # SQLite's min() hands back the stored text's value
+                first = first.replace(tzinfo=UTC)
+            age = max((now - first).total_seconds(), 0.0)
+            oldest[str(channel)] = max(oldest.get(str(channel), 0.0), age)
+    return metrics.InboxDepth(counts, oldest)
+
+
 async def _seed(runtime: Runtime) -> None:
     async with runtime.sessions() as session, session.begin():
         added = await seed_samples_into(session, runtime.clock(), runtime.settings.bot.tz)
@@ -211,44 +247,68 @@ async def _start_worker(app: Starlette, stack: contextlib.AsyncExitStack, runtim
     already hold (one client per platform per process)."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from bot.leader import Leadership
     from bot.pushers import LinePusher, TelegramPusher
 
     if app.state.line is not None:
         runtime.pushers["line"] = LinePusher(app.state.line.api)
     if app.state.telegram is not None:
         runtime.pushers["telegram"] = TelegramPusher(app.state.telegram.bot)
-    scheduler = AsyncIOScheduler(timezone=runtime.settings.bot.timezone)
-    runtime.worker().schedule(scheduler)
-    scheduler.start()
-    stack.callback(scheduler.shutdown, False)
+    worker = runtime.worker()
+
+    def start() -> Callable[[], None]:
+        scheduler = AsyncIOScheduler(timezone=runtime.settings.bot.timezone)
+        worker.schedule(scheduler)
+        scheduler.start()
+        return lambda: scheduler.shutdown(wait=False)
+
+    # Elected like the Procfile's workers: several `serve --with-worker` processes on one
+    # PostgreSQL (or one beside a `worker`) must not run two schedulers.
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        Leadership(runtime.db).serve(stop, start, follow=worker.courier.send_due)
+    )
+
+    async def finish() -> None:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(finish)
 
 
-async def _start_platforms(
-    app: Starlette,
+async def start_platforms(
+    state: Any,
     stack: contextlib.AsyncExitStack,
     runtime: Runtime,
     clock: Callable[[], datetime],
+    *,
+    answer: bool = True,
 ) -> None:
-    """One long-lived client per configured platform (closed by `stack` on shutdown), then
-    the events a previous process accepted but did not finish."""
+    """One long-lived client per configured platform (closed by `stack` on shutdown), set
+    as `state.line` / `state.telegram`; when this process answers, the events a previous
+    process left and the pump that keeps claiming unanswered ones."""
     settings = runtime.settings
-    app.state.line = app.state.telegram = None
+    state.line = state.telegram = None
     if LineChannel.configured(settings):
         line, client = LineChannel.create(
-            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock
+            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock, answer=answer
         )
         stack.push_async_callback(client.close)
         stack.push_async_callback(line.aclose)  # runs first: finish sends, then close client
-        app.state.line = line
-        await line.inbox.recover()
+        state.line = line
+        if answer:
+            await line.inbox.recover()
+            line.inbox.start()
     else:
         log.info("LINE: LINE_CHANNEL_SECRET / LINE_CHANNEL_ACCESS_TOKEN unset, /webhooks/line off")
     if TelegramChannel.configured(settings):
         telegram = await TelegramChannel.start(
-            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock
+            settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock, answer=answer
         )
         stack.push_async_callback(telegram.aclose)
-        app.state.telegram = telegram
-        await telegram.inbox.recover()
+        state.telegram = telegram
+        if answer:
+            await telegram.inbox.recover()
+            telegram.inbox.start()
     else:
         log.info("Telegram: TELEGRAM_BOT_TOKEN / TELEGRAM_WEBHOOK_SECRET unset, webhook off")

@@ -4,8 +4,16 @@ A webhook route calls `accept()` (one short transaction) and answers at once; th
 in background tasks, one queue per person so their messages are answered in order. The engine
 stores its replies in the inbox row inside its own transaction, so after a crash a row is
 either `accepted` (run the engine again: it has left no trace) or `processed` (send the
-stored replies); `recover()` does that at start-up. Nothing here knows LINE or Telegram: a
-channel supplies an `InboxAdapter`.
+stored replies). Nothing here knows LINE or Telegram: a channel supplies an `InboxAdapter`.
+
+Several processes share one inbox. A row is worked on under a lease (`owner`,
+`claimed_until`) that its process renews while it works; a process that answers its own
+webhooks takes the lease when it inserts the row, and every answering process runs a pump
+that claims unowned or expired rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, claims
+serialised by an advisory lock so a person's events never run out of order in two
+processes). A SIGKILLed process's rows are so answered by the others once its lease runs
+out, not only at someone's next start-up. A web process can also only accept
+(`answer=False`) and leave all answering to `python -m bot answer` processes.
 """
 
 from __future__ import annotations
@@ -13,14 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, exists, false, or_, select, text, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.engine import Engine
 from bot.logs import request_id
@@ -36,6 +49,21 @@ MAX_ATTEMPTS = 5
 # single writer) while holding memory; fewer would leave the platform's replies waiting.
 CONCURRENCY = 16
 SQLITE_CONCURRENCY = 4
+OPEN = (ACCEPTED, PROCESSED)
+# How long a claim holds without renewal: a killed process's events wait at most this long
+# (plus one poll) before another process answers them. Renewed every LEASE/3 while working.
+LEASE = timedelta(seconds=10)
+# An idle pump looks for work this often; a busy one claims again as soon as it has room.
+POLL_SECONDS = 0.2
+# A failed try waits 2, 4, 8... seconds (at most this) before any process retries it.
+MAX_BACKOFF = timedelta(minutes=1)
+# Claims are serialised across processes (one short transaction each): "iju-inbx" in ASCII.
+CLAIM_LOCK = 0x69_6A_75_2D_69_6E_62_78
+
+
+def process_owner() -> str:
+    """This process's name in `owner`: readable in the table, unique across restarts."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -92,12 +120,22 @@ class Inbox:
         *,
         clock: Callable[[], datetime],
         concurrency: int = CONCURRENCY,
+        answer: bool = True,
+        owner: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.adapter = adapter
         self.channel = adapter.channel
         self.sessions = sessions
         self.engine = engine
         self.clock = clock
+        # False: this process only accepts (a web process beside `answer` processes).
+        self.answer = answer
+        self.owner = owner or process_owner()
+        self.lease = lease
+        self._held: set[int] = set()  # rows this process works on, under its lease
+        self._pump_task: asyncio.Task[None] | None = None
+        self._renewed = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._tails: dict[str, asyncio.Task[None]] = {}
         # Event id -> the webhook request that brought it: a group commit schedules other
@@ -109,9 +147,10 @@ class Inbox:
         # workers on SQLite, so a webhook's insert never queues behind many engine turns.
         bind = sessions.kw.get("bind")
         single_writer = bind is not None and bind.dialect.name == "sqlite"
+        self._postgres = bind is not None and bind.dialect.name == "postgresql"
         self._writer: asyncio.Lock | None = asyncio.Lock() if single_writer else None
-        self._slots = asyncio.Semaphore(min(concurrency, SQLITE_CONCURRENCY) if single_writer
-                                        else concurrency)  # fmt: skip
+        self._concurrency = min(concurrency, SQLITE_CONCURRENCY) if single_writer else concurrency
+        self._slots = asyncio.Semaphore(self._concurrency)
         # Group commit: accepts and "sent" marks that arrive while a transaction runs are
         # written together in the next one (one commit for many webhooks under load).
         self._accepts: list[tuple[dict[str, dict[str, Any]], asyncio.Future[int]]] = []
@@ -160,8 +199,9 @@ class Inbox:
                               type(exc).__name__)  # fmt: skip
                 continue
             new = {event_id: row_id for row_id, event_id, _ in rows}
-            for row_id, event_id, payload in rows:
-                self._schedule(Delivery(row_id, event_id, payload, [], 0), ACCEPTED)
+            if self.answer:  # else an `answer` process claims them
+                for row_id, event_id, payload in rows:
+                    self._schedule(Delivery(row_id, event_id, payload, [], 0), ACCEPTED)
             claimed: set[str] = set()
             for unique, done in batch:
                 mine = [e for e in unique if e in new and e not in claimed]
@@ -194,7 +234,7 @@ class Inbox:
                 await session.execute(
                     update(WebhookInbox)
                     .where(WebhookInbox.id.in_(sent))
-                    .values(status=SENT, sent_at=now)
+                    .values(status=SENT, sent_at=now, owner=None, claimed_until=None)
                 )
             if not unique:
                 return []
@@ -206,6 +246,8 @@ class Inbox:
                     )
                 )
             )
+            # Answering here: the row is ours from the start, so no pump elsewhere takes it.
+            owner, until = (self.owner, now + self.lease) if self.answer else (None, None)
             fresh = [
                 WebhookInbox(
                     channel=self.channel,
@@ -214,6 +256,9 @@ class Inbox:
                     status=ACCEPTED,
                     attempts=0,
                     received_at=now,
+                    queue_key=self._key(event_id, payload)[:128],
+                    owner=owner,
+                    claimed_until=until,
                 )
                 for event_id, payload in unique.items()
                 if event_id not in seen
@@ -223,11 +268,15 @@ class Inbox:
             return [(row.id, row.event_id, row.payload) for row in fresh]
 
     # --- background work ----------------------------------------------------------------
-    def _schedule(self, delivery: Delivery, status: str) -> None:
+    def _key(self, event_id: str, payload: dict[str, Any]) -> str:
         try:
-            key = self.adapter.queue_key(delivery.payload)
+            return self.adapter.queue_key(payload) or f"event:{event_id}"
         except Exception:  # a malformed payload still gets processed, just not ordered
-            key = f"event:{delivery.event_id}"
+            return f"event:{event_id}"
+
+    def _schedule(self, delivery: Delivery, status: str) -> None:
+        key = self._key(delivery.event_id, delivery.payload)
+        self._held.add(delivery.row_id)
         previous = self._tails.get(key)
         rid = self._request_ids.pop(delivery.event_id, None)
 
@@ -244,6 +293,8 @@ class Inbox:
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
+            if not t.cancelled():  # cancelled at shutdown: still ours for release()
+                self._held.discard(delivery.row_id)
             if self._tails.get(key) is t:
                 del self._tails[key]
 
@@ -261,7 +312,7 @@ class Inbox:
         except Exception as exc:
             # Only the exception's type: its text may quote the person's message or a token.
             log.error(
-                "%s: event %s failed (%s); will retry at start-up",
+                "%s: event %s failed (%s); will retry after a pause",
                 self.channel,
                 delivery.row_id,
                 type(exc).__name__,
@@ -323,6 +374,11 @@ class Inbox:
                 if row is None:
                     return
                 row.attempts += 1
+                # Let go, with a growing pause before any process (this one too) retries.
+                row.owner = None
+                row.claimed_until = self.clock() + min(
+                    timedelta(seconds=2**row.attempts), MAX_BACKOFF
+                )
                 if row.attempts >= MAX_ATTEMPTS:
                     row.status = FAILED
                     log.error("%s: event %s given up after %d tries", self.channel, row_id,
@@ -330,33 +386,126 @@ class Inbox:
         except Exception as exc:  # the database itself is down: recovery will see the row
             log.error("%s: could not count a failed try (%s)", self.channel, type(exc).__name__)
 
-    # --- lifecycle ----------------------------------------------------------------------
-    async def recover(self) -> int:
-        """Queue every row a previous process left unfinished; return how many."""
-        async with self.sessions() as session:
-            rows = (
+    # --- sharing the work between processes ------------------------------------------------
+    async def claim(self, limit: int | None = None, *, startup: bool = False) -> int:
+        """Take up to `limit` open rows nobody holds (oldest first) and queue them here;
+        return how many. A row waits while an earlier event of the same person is held
+        (by anyone), so a person is answered in order even across processes. At start-up
+        rows let go after a failure are retried at once, and on SQLite (one process by
+        the project's rules) every open row is this process's: the previous one is gone."""
+        now = self.clock()
+        w = WebhookInbox
+        earlier = aliased(WebhookInbox)
+        single = self._writer is not None
+        free = or_(w.claimed_until.is_(None), w.claimed_until < now)
+        if startup:
+            free = or_(free, w.owner.is_(None), true() if single else false())
+        # On SQLite at start-up nothing is held by anyone else: no order check needed.
+        in_order = (
+            true()
+            if startup and single
+            else ~exists().where(
+                earlier.channel == w.channel,
+                earlier.queue_key == w.queue_key,
+                earlier.id < w.id,
+                earlier.status.in_(OPEN),
+                earlier.claimed_until >= now,
+            )
+        )
+        query = (
+            select(w.id, w.event_id, w.payload, w.status, w.replies, w.attempts)
+            .where(
+                and_(w.channel == self.channel, w.status.in_(OPEN), free, in_order),
+                w.id.not_in(self._held) if self._held else true(),
+            )
+            .order_by(w.id)
+            .limit(limit)
+            .with_for_update(of=w, skip_locked=True)
+        )
+        async with self._writing(), self.sessions() as session, session.begin():
+            if self._postgres:
+                # One claim at a time across processes: the "earlier event held" check then
+                # sees every committed claim, so two processes never split one person.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
+            rows = (await session.execute(query)).all()
+            if rows:
                 await session.execute(
-                    select(
-                        WebhookInbox.id,
-                        WebhookInbox.event_id,
-                        WebhookInbox.payload,
-                        WebhookInbox.status,
-                        WebhookInbox.replies,
-                        WebhookInbox.attempts,
-                    )
-                    .where(
-                        WebhookInbox.channel == self.channel,
-                        WebhookInbox.status.in_([ACCEPTED, PROCESSED]),
-                    )
-                    .order_by(WebhookInbox.id)
+                    update(w)
+                    .where(w.id.in_([r.id for r in rows]))
+                    .values(owner=self.owner, claimed_until=now + self.lease)
                 )
-            ).all()
         for row_id, event_id, payload, status, replies, attempts in rows:
             delivery = Delivery(row_id, event_id, payload, replies_from_json(replies), attempts)
             self._schedule(delivery, status)
         if rows:
-            log.info("%s: recovering %d unfinished event(s)", self.channel, len(rows))
+            log.info("%s: claimed %d event(s)", self.channel, len(rows))
         return len(rows)
+
+    async def renew(self) -> int:
+        """Push this process's leases forward; return how many rows it still holds."""
+        held = list(self._held)
+        if not held:
+            return 0
+        async with self._writing(), self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id.in_(held), WebhookInbox.owner == self.owner)
+                .values(claimed_until=self.clock() + self.lease)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def release(self) -> None:
+        """Let go of rows still held (clean shutdown): others take them at once."""
+        held = list(self._held)
+        if not held:
+            return
+        async with self._writing(), self.sessions() as session, session.begin():
+            await session.execute(
+                update(WebhookInbox)
+                .where(
+                    WebhookInbox.id.in_(held),
+                    WebhookInbox.owner == self.owner,
+                    WebhookInbox.status.in_(OPEN),
+                )
+                .values(owner=None, claimed_until=None)
+            )
+
+    def room(self) -> int:
+        """How many more rows this process should hold: enough to keep every slot busy,
+        few enough that a second process still finds work."""
+        return max(0, 2 * self._concurrency - len(self._held))
+
+    async def pump_once(self) -> int:
+        """One pass of the pump: renew leases (every LEASE/3), claim what fits."""
+        if time.monotonic() - self._renewed > self.lease.total_seconds() / 3:
+            await self.renew()
+            self._renewed = time.monotonic()
+        room = self.room()
+        return await self.claim(room) if room else 0
+
+    async def _pump(self, poll: float) -> None:
+        while True:
+            busy = False
+            try:
+                busy = await self.pump_once() > 0 and self.room() > 0
+            except Exception as exc:  # database down: keep trying, the rows are safe
+                log.warning("%s: inbox pump failed (%s)", self.channel, type(exc).__name__)
+            await asyncio.sleep(0 if busy else poll)
+
+    def start(self, poll: float = POLL_SECONDS) -> None:
+        """Run the pump in the background until close()."""
+        if self._pump_task is None:
+            self._pump_task = asyncio.create_task(self._pump(poll), name=f"{self.channel}-pump")
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def recover(self) -> int:
+        """At start-up: queue the rows nobody is working on (all of them on SQLite; on
+        PostgreSQL what fits, the pump takes the rest); return how many."""
+        single = self._writer is not None
+        count = await self.claim(None if single else max(self.room(), 1), startup=True)
+        if count:
+            log.info("%s: recovering %d unfinished event(s)", self.channel, count)
+        return count
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
@@ -365,14 +514,23 @@ class Inbox:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self, grace: float = 5.0) -> None:
-        """Finish what is running within `grace` seconds; the rest stays in the inbox."""
+        """Finish what is running within `grace` seconds; the rest is let go for others."""
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            await asyncio.gather(self._pump_task, return_exceptions=True)
+            self._pump_task = None
         if self._tasks:
             _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-                log.warning("%s: %d event(s) left for the next start-up", self.channel,
+                log.warning("%s: %d event(s) left for another process", self.channel,
                             len(pending))  # fmt: skip
         if self._flusher is not None:  # the last "sent" marks
             await asyncio.wait([self._flusher], timeout=grace)
+        try:
+            await self.release()
+        except Exception as exc:  # their leases run out instead
+            log.warning("%s: could not let go of held events (%s)", self.channel,
+                        type(exc).__name__)  # fmt: skip

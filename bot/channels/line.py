@@ -165,13 +165,14 @@ class LineChannel:
         catalog: Catalog,
         clock: Callable[[], datetime],
         default_language: str = "ja",
+        answer: bool = True,
     ) -> None:
         self._validator = SignatureValidator(channel_secret)
         self.api = api
         self.catalog = catalog
         self.clock = clock
         self.default_language = default_language
-        self.inbox = Inbox(self, sessions, engine, clock=clock)
+        self.inbox = Inbox(self, sessions, engine, clock=clock, answer=answer)
 
     @staticmethod
     def configured(settings: Settings) -> bool:
@@ -186,6 +187,7 @@ class LineChannel:
         sessions: async_sessionmaker[AsyncSession],
         engine: Engine,
         clock: Callable[[], datetime],
+        answer: bool = True,
     ) -> tuple[LineChannel, AsyncApiClient]:
         """The channel and its API client (aiohttp wants to be made inside the running loop;
         the caller closes the client on shutdown)."""
@@ -200,6 +202,7 @@ class LineChannel:
             engine=engine,
             catalog=engine.services.catalog,
             clock=clock,
+            answer=answer,
             default_language=settings.bot.default_language,
         )
         return channel, client

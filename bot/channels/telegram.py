@@ -101,12 +101,13 @@ class TelegramChannel:
         engine: Engine,
         catalog: Catalog,
         clock: Callable[[], datetime],
+        answer: bool = True,
     ) -> None:
         self._secret = webhook_secret.encode("utf-8")
         self.application = application
         self.sessions = sessions
         self.catalog = catalog
-        self.inbox = Inbox(self, sessions, engine, clock=clock)
+        self.inbox = Inbox(self, sessions, engine, clock=clock, answer=answer)
 
     @property
     def bot(self) -> Bot:
@@ -126,6 +127,7 @@ class TelegramChannel:
         sessions: async_sessionmaker[AsyncSession],
         engine: Engine,
         clock: Callable[[], datetime],
+        answer: bool = True,
     ) -> TelegramChannel:
         secret = settings.secrets.telegram_webhook_secret
         if secret is None or not cls.configured(settings):
@@ -139,6 +141,7 @@ class TelegramChannel:
             engine=engine,
             catalog=engine.services.catalog,
             clock=clock,
+            answer=answer,
         )
 
     # --- the webhook ----------------------------------------------------------------------

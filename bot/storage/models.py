@@ -128,6 +128,8 @@ class WebhookInbox(Base):
     __table_args__ = (
         UniqueConstraint("channel", "event_id", name="uq_webhook_inbox_channel_event"),
         Index("ix_webhook_inbox_status", "status", "received_at"),
+        # A person's earlier open events, looked up by every claim (keeps their order).
+        Index("ix_webhook_inbox_queue", "channel", "queue_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -143,6 +145,11 @@ class WebhookInbox(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Several processes share the rows: who works on one (`owner`) and until when
+    # (`claimed_until`, renewed while it works). An expired lease is taken over by any process.
+    queue_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Tour(Base):
