@@ -228,7 +228,7 @@ async def finish_sent(sessions: async_sessionmaker[AsyncSession], now: datetime)
         select(Delivery.id)
         .where(
             Delivery.announcement_id == Announcement.id,
-            Delivery.status.in_(("pending", "sending")),
+            Delivery.status.in_(("pending", "sending", "pushing")),
             Delivery.channel.not_in(PULLED_CHANNELS),
         )
         .exists()

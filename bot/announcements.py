@@ -293,7 +293,7 @@ def _report(ann: Announcement, by_status: dict[str, int]) -> AnnouncementReport:
         delivered=by_status.get("sent", 0),
         failed=by_status.get("failed", 0),
         skipped=ann.skipped + by_status.get("skipped", 0),
-        pending=by_status.get("pending", 0) + by_status.get("sending", 0),
+        pending=sum(by_status.get(s, 0) for s in ("pending", "sending", "pushing")),
         segment=Segment.from_json(ann.segment),
     )
 

@@ -3,8 +3,15 @@
 Rows are claimed in their own short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so
 several workers share the work), pushed, then marked. A worker that dies mid-send leaves
 rows in `sending`; after a grace period they are pushed again with the same retry key, which
-LINE deduplicates. Telegram has no such key: a crash between Telegram's answer and our write
-can repeat those messages, so Telegram rows are claimed about a second's worth at a time.
+LINE deduplicates.
+
+Telegram has no such key, so its pusher says `idempotent = False` and each of its rows is
+walked through its own states, each committed at once: `sending` (claimed, not yet on the
+wire), `pushing` (written just before the request leaves), then its outcome. A worker killed
+mid-broadcast leaves at most the requests that were in flight as `pushing`; nobody can know
+whether Telegram delivered those, and we choose at-most-once for them: they become `failed`
+with UNSURE as the error, for staff to see, instead of being sent a second time. The rows
+still `sending` were never sent and go out normally.
 
 Each channel drains in its own loop, so a slow Telegram broadcast (30 messages/s) does not
 hold LINE multicasts (200 requests/s of 500 people each) behind it. A pusher may ask for
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -32,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)
+# The error of a row whose request was in flight when its worker died, on a platform without
+# an idempotency key: it may have arrived, so it is not sent again (at-most-once).
+UNSURE = "interrupted in flight: may have arrived; not resent"
 
 
 class Unreachable(Exception):
@@ -50,9 +60,16 @@ class RetryLater(Exception):
         self.after = after
 
 
+BeforeSend = Callable[[], Awaitable[None]]
+
+
 class Pusher(Protocol):
     async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
-        """Send replies to one person/chat; raise Unreachable or RetryLater on those answers."""
+        """Send replies to one person/chat; raise Unreachable or RetryLater on those answers.
+
+        A pusher whose platform has no idempotency key sets `idempotent = False` and accepts
+        a keyword `before_send`, awaited once right before its first request leaves (after
+        any pacing wait), so the outbox knows which rows were really in flight."""
         ...
 
 
@@ -148,6 +165,12 @@ class Courier:
                 .where(Delivery.status == "sending", Delivery.not_before < now - STUCK_AFTER)
                 .values(status="pending")
             )
+            # Only non-idempotent pushers write `pushing`: at-most-once for those.
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.status == "pushing", Delivery.not_before < now - STUCK_AFTER)
+                .values(status="failed", error=UNSURE)
+            )
 
     async def _claim(self, channel: str, size: int) -> list[Claimed]:
         """Mark a batch `sending` in one statement. The status condition inside the UPDATE
@@ -189,23 +212,51 @@ class Courier:
 
     async def _send(self, rows: list[Claimed], report: DeliveryReport) -> None:
         gate = asyncio.Semaphore(self.concurrency)
-        results: dict[int, tuple[str, str | None, float | None]] = {}
+        if not rows:
+            return
+        if getattr(self.pushers[rows[0].channel], "idempotent", True):
+            # A retried request is harmless (retry keys): one write for the whole batch.
+            results: list[tuple[Claimed, tuple[str, str | None, float | None]]] = []
 
-        async def one(row: Claimed) -> None:
+            async def one(row: Claimed) -> None:
+                async with gate:
+                    results.append((row, await self._push(row)))
+
+            await asyncio.gather(*(one(r) for r in rows))
+            await self._record(results, report)
+            return
+
+        # No idempotency key: every row's outcome is committed as soon as it is known, so a
+        # crash leaves only the requests then in flight unaccounted for.
+        async def lone(row: Claimed) -> None:
             async with gate:
-                results[row.id] = await self._push(row)
+                outcome = await self._push(row, before_send=lambda: self._mark_pushing(row.id))
+                await self._record([(row, outcome)], report)
 
-        await asyncio.gather(*(one(r) for r in rows))
+        await asyncio.gather(*(lone(r) for r in rows))
+
+    async def _mark_pushing(self, row_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == row_id, Delivery.status == "sending")
+                .values(status="pushing")
+            )
+
+    async def _record(
+        self,
+        results: Sequence[tuple[Claimed, tuple[str, str | None, float | None]]],
+        report: DeliveryReport,
+    ) -> None:
         now = self.clock()
         sent: list[int] = []
         skipped: list[int] = []
-        failed: list[int] = []
+        failed: dict[str | None, list[int]] = {}  # by error, kept for staff to read
         unreachable: list[int] = []
         # Rows to try again, grouped by (wait, error): one statement per group, not per row.
         retry: dict[tuple[timedelta, str | None], list[int]] = {}
         async with self.sessions() as session, session.begin():
-            for row in rows:
-                outcome, error, after = results[row.id]
+            for row, (outcome, error, after) in results:
                 if error:
                     report.errors.append(error)
                 if outcome == "sent":
@@ -215,7 +266,7 @@ class Courier:
                     if row.person_id is not None:
                         unreachable.append(row.person_id)
                 elif outcome == "failed" or row.attempts >= MAX_ATTEMPTS:
-                    failed.append(row.id)
+                    failed.setdefault(error, []).append(row.id)
                 else:
                     wait = backoff(row.attempts)
                     if after is not None:  # Telegram's retry_after is the platform's own word
@@ -237,20 +288,25 @@ class Courier:
                 await session.execute(
                     update(Delivery).where(Delivery.id.in_(skipped)).values(status="skipped")
                 )
-            if failed:
+            for error, ids in failed.items():
                 await session.execute(
-                    update(Delivery).where(Delivery.id.in_(failed)).values(status="failed")
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(status="failed", error=error)
                 )
             if unreachable:
                 await session.execute(
                     update(Person).where(Person.id.in_(unreachable)).values(reachable=False)
                 )
-        metrics.count_deliveries(rows, sent, skipped, failed)
+        failed_ids = [i for ids in failed.values() for i in ids]
+        metrics.count_deliveries([row for row, _ in results], sent, skipped, failed_ids)
         report.sent += len(sent)
         report.skipped += len(skipped)
-        report.failed += len(failed)
+        report.failed += len(failed_ids)
 
-    async def _push(self, row: Claimed) -> tuple[str, str | None, float | None]:
+    async def _push(
+        self, row: Claimed, before_send: BeforeSend | None = None
+    ) -> tuple[str, str | None, float | None]:
         pusher = self.pushers[row.channel]
         replies = [reply_from_dict(r) for r in row.replies]
         try:
@@ -258,6 +314,9 @@ class Courier:
                 if not isinstance(pusher, MulticastPusher):
                     return "failed", f"{row.channel} cannot multicast", None
                 await pusher.multicast(row.recipients, replies, retry_key=row.retry_key)
+            elif before_send is not None:
+                push: Any = pusher.push  # a non-idempotent pusher takes before_send
+                await push(row.address, replies, retry_key=row.retry_key, before_send=before_send)
             else:
                 await pusher.push(row.address, replies, retry_key=row.retry_key)
         except Unreachable:

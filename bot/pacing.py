@@ -2,14 +2,19 @@
 
 The overall rate is aiolimiter's leaky bucket with a capacity of one, so calls are spaced
 evenly: a bucket of `rate` would let `rate` calls out at once and `rate` more within the
-same second, twice what LINE's and Telegram's per-second limits allow. Everything reads the
-event loop's clock, so tests drive it with a virtual-time loop instead of sleeping.
+same second, twice what LINE's and Telegram's per-second limits allow. Evenly spaced calls
+drift below the rate (every wake-up comes a little late and the bucket never gives that time
+back), so a pace may allow a small burst to catch up and cap what any rolling second holds
+(`per_second`) instead: that is how Telegram's 30/s is approached without going over.
+Everything reads the event loop's clock, so tests drive it with a virtual-time loop instead
+of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 
 from aiolimiter import AsyncLimiter
 
@@ -23,10 +28,15 @@ class Pace:
     `per_key_interval` is given, at least that many seconds apart for each key (chat)."""
 
     def __init__(
-        self, rate: float, *, per_key_interval: float | None = None, burst: int = 1
+        self,
+        rate: float,
+        *,
+        per_key_interval: float | None = None,
+        burst: int = 1,
+        per_second: int | None = None,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate and burst must be positive")
+        if rate <= 0 or burst < 1 or (per_second is not None and per_second < 1):
+            raise ValueError("rate, burst and per_second must be positive")
         self.rate = rate
         self.per_key_interval = per_key_interval
         # A burst of 2 lets a call that woke a few milliseconds late be caught up, instead of
@@ -34,10 +44,27 @@ class Pace:
         self._overall = AsyncLimiter(burst, burst / rate)
         self._last: dict[str, float] = {}  # key -> loop time of its last call
         self._busy: dict[str, asyncio.Lock] = {}
+        # The loop times of the last `per_second` calls: the oldest must be a second old
+        # before another call goes.
+        self._recent: deque[float] | None = deque(maxlen=per_second) if per_second else None
+        self._turn = asyncio.Lock()
+
+    async def _acquire(self) -> None:
+        if self._recent is None:
+            await self._overall.acquire()
+            return
+        async with self._turn:  # FIFO: the bucket and the window see calls in one order
+            await self._overall.acquire()
+            loop = asyncio.get_running_loop()
+            if len(self._recent) == self._recent.maxlen:
+                free_at = self._recent[0] + 1.0
+                if free_at > loop.time():
+                    await asyncio.sleep(free_at - loop.time())
+            self._recent.append(loop.time())
 
     async def wait(self, key: str | None = None) -> None:
         if key is None or not self.per_key_interval:
-            await self._overall.acquire()
+            await self._acquire()
             return
         # One call per key at a time, spaced from that key's previous *call*, not from when
         # it joined the queue: the overall turn can come long after the key's own.
@@ -47,7 +74,7 @@ class Pace:
             ready_at = self._last.get(key, -math.inf) + self.per_key_interval
             if ready_at > loop.time():
                 await asyncio.sleep(ready_at - loop.time())
-            await self._overall.acquire()
+            await self._acquire()
             self._last[key] = loop.time()
         if len(self._last) > _KEEP_KEYS:
             self._prune(loop.time())

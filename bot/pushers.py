@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+import httpx
 from linebot.v3.messaging import (
     ApiException,
     AsyncApiClient,
@@ -32,7 +33,7 @@ from tenacity import (
 
 from bot.channels import line as line_channel
 from bot.channels import telegram as telegram_channel
-from bot.delivery import Rejected, RetryLater, Unreachable
+from bot.delivery import UNSURE, BeforeSend, Rejected, RetryLater, Unreachable
 from bot.messages import Reply
 from bot.pacing import Pace
 from bot.runtime import Runtime
@@ -45,9 +46,12 @@ Sleep = Callable[[float], Awaitable[None]]
 LINE_MULTICAST_RATE = 190.0
 LINE_PUSH_RATE = 1900.0
 MULTICAST_MAX = 500  # user ids per multicast request
-# Telegram: about 30 messages/s overall and 1 per second in one chat. 28.5/s with a burst of
-# 2 puts at most 29.5 in one second by our clock (a bench saw 31 at 29/s: arrival jitter).
-TELEGRAM_RATE = 28.5
+# Telegram: about 30 messages/s overall and 1 per second in one chat. Spaced at 29.6/s with a
+# burst of 2 to catch up late wake-ups, and never more than 29 in any rolling second by our
+# clock: a bench saw 31 in one second at the platform at 29/s with the burst alone (arrival
+# jitter), and 28.5/s without the cap ran at 93 % of 30/s (the spacing drifts late).
+TELEGRAM_RATE = 29.6
+TELEGRAM_PER_SECOND = 29
 TELEGRAM_PER_CHAT = 1.0
 # A Telegram retry_after up to this long is waited out in-process; longer goes back to the
 # outbox with that delay.
@@ -78,6 +82,7 @@ class LinePusher:
     gets LINE's 409 instead of reaching anyone twice, so retrying after a timeout, a 5xx or a
     crash is safe."""
 
+    idempotent = True  # X-Line-Retry-Key: the outbox may send a claimed row again
     claim_size = 100  # multicast rows per claim: half a second at 190 requests/s
     lanes = 2  # a batch waits for its slowest row (a backoff); the other keeps the pace
 
@@ -157,10 +162,10 @@ class TelegramPusher:
     person blocked us. python-telegram-bot's AIORateLimiter paces overall only, so the
     per-chat second is kept here."""
 
-    # Rows per claim, a third of a second of sending: Telegram has no retry key, so a worker
-    # killed after Telegram answered but before the outbox wrote it repeats at most these
-    # (times the lanes).
-    claim_size = 10
+    # No retry key: the outbox commits each row's outcome on its own and marks it just before
+    # its request leaves (`before_send`), so a crash leaves only in-flight rows in doubt.
+    idempotent = False
+    claim_size = 10  # a third of a second of sending
     lanes = 3  # batches in flight: one waiting out a retry_after does not stall the pace
 
     def __init__(
@@ -171,19 +176,37 @@ class TelegramPusher:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.bot = bot
-        self.pace = pace or Pace(TELEGRAM_RATE, per_key_interval=TELEGRAM_PER_CHAT, burst=2)
+        self.pace = pace or Pace(
+            TELEGRAM_RATE,
+            per_key_interval=TELEGRAM_PER_CHAT,
+            burst=2,
+            per_second=TELEGRAM_PER_SECOND,
+        )
         self.sleep = sleep
 
-    async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
+    async def push(
+        self,
+        address: str,
+        replies: Sequence[Reply],
+        *,
+        retry_key: str,
+        before_send: BeforeSend | None = None,
+    ) -> None:
         # Outbox choices (booking:attend:<id> ...) fit Telegram's 64-byte callback data, so no
         # stored key is needed (row 0 is never a stored row).
         for text, keyboard in telegram_channel.render(replies, 0):
-            await self._send_one(address, text, keyboard)
+            await self._send_one(address, text, keyboard, before_send)
+            before_send = None  # once per row: from then on the row is in doubt anyway
 
-    async def _send_one(self, address: str, text: str, keyboard: Any) -> None:
+    async def _send_one(
+        self, address: str, text: str, keyboard: Any, before_send: BeforeSend | None
+    ) -> None:
         waited = False
         while True:
             await self.pace.wait(address)
+            if before_send is not None:
+                await before_send()
+                before_send = None
             try:
                 await self.bot.send_message(chat_id=address, text=text, reply_markup=keyboard)
                 return
@@ -197,8 +220,18 @@ class TelegramPusher:
                 await self.sleep(seconds)
             except BadRequest as exc:
                 raise Rejected(f"Telegram refused: {type(exc).__name__}") from None
-            except (TimedOut, NetworkError):
+            except (TimedOut, NetworkError) as exc:
+                if _maybe_delivered(exc):
+                    raise Rejected(UNSURE) from None  # at-most-once, as after a crash
                 raise RetryLater from None
+
+
+def _maybe_delivered(exc: Exception) -> bool:
+    """Whether Telegram may have taken a request we got no answer to: the request went out
+    and the answer was lost (a read timeout, a dropped connection). An error answer (5xx) or
+    a connection never made (connect / pool timeout) reached nobody, and is retried."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError)
 
 
 def _seconds(after: Any) -> float:
