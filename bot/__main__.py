@@ -64,7 +64,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
                 log.warning("answer: neither LINE nor Telegram is configured, nothing to do")
             watch = asyncio.create_task(runtime.engine.services.library.watch())
             stack.callback(watch.cancel)
-            log.info("answering webhook events from the inbox")
+            print("answering webhook events from the inbox", flush=True)
             await stop.wait()
 
     asyncio.run(run())
