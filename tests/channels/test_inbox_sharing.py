@@ -12,6 +12,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -19,7 +20,12 @@ from bot.channels.inbox import LEASE, Delivery, Inbox
 from bot.messages import EventKind, Incoming
 from bot.runtime import Runtime
 from bot.storage.models import WebhookInbox
+from bot.web import create_app
+from faq.library import FaqLibrary
+from tests.channels.conftest import Running, line_body, line_event, platform_settings
 from tests.conftest import Clock
+from tests.fakes.platform import FakePlatform
+from tests.ops.test_health_metrics import sample
 
 _order = itertools.count()
 
@@ -171,3 +177,26 @@ async def test_a_clean_shutdown_lets_go_at_once(
     assert await b.claim() == 2  # no need to wait for a lease to run out
     await b.drain()
     assert sorted(e for _, _, _, e in processes["sent"]) == ["ev-0-0", "ev-1-0"]
+
+
+async def test_an_accepting_web_process_shows_its_backlog_in_metrics(
+    sqlite_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
+) -> None:
+    """WEB_ANSWERS=0: the web process stores and acknowledges, answers nothing itself, and
+    /metrics tells the operator how much waits for the answer processes and for how long."""
+    settings = platform_settings(sqlite_url, fake)
+    app = create_app(settings, clock=clock, migrate_schema=True, library=faq_library, answer=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            running = Running(app, client, settings)
+            for _ in range(3):
+                res = await running.post_line(line_body(line_event("text_message", clock)))
+                assert res.status_code == 200
+            await running.drain()
+            clock.advance(seconds=42)
+            text = (await client.get("/metrics")).text
+    assert fake.line_sends() == []
+    assert sample(text, "iju_inbox_pending", channel="line", status="accepted") == 3
+    assert sample(text, "iju_inbox_pending", channel="telegram", status="accepted") == 0
+    assert sample(text, "iju_inbox_oldest_seconds", channel="line") == 42
