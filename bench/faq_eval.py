@@ -1,6 +1,12 @@
 """Score `python -m bot faq match` on a labelled query set (default: bench/data/faq_queries.jsonl).
 
     .venv/bin/python bench/faq_eval.py [--kb faq] [--queries bench/data/faq_queries.jsonl] [--json]
+    .venv/bin/python bench/faq_eval.py --latency [--dense off,use,e5+use,auto]
+
+The second form runs the matcher in this process on ONE thread for each dense configuration
+("auto" is the cascade: e5 only when lexical + USE is unsure) and adds, per configuration,
+latency mean / p95 per query, the share of queries that computed e5, and a few typical chat
+messages (with the load generator's " (load 123)" suffix).
 
 Metrics, overall and per kind:
   P@1     in-scope queries answered outright with the right entry
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +30,64 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# What people type in the chat, and what the webhook load generator sends (a number appended).
+CHAT_PROBES = (
+    "空き家バンクについて教えて",
+    "コワーキングスペースはありますか",
+    "空き家バンクについて教えて (load 123)",
+    "コワーキングスペースはありますか (load 4567)",
+)
+
+
+def run_inprocess(kb: str, queries: list[str], dense: str) -> tuple[list[dict[str, Any]], Any]:
+    """Like run_matcher, in this process, plus latency and which models each query used."""
+    # One core: set before numpy and the e5 engine load their thread pools (nothing above
+    # this line imports them).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from faq.kb import load_kb
+    from faq.matcher import FaqMatcher
+
+    matcher = FaqMatcher.build(
+        load_kb(ROOT / kb),
+        dense=dense,
+        cache_dir=ROOT / "var/faq-cache",
+        synonyms=ROOT / "faq/lexicon/synonyms.toml",
+    )
+    for q in queries[:20]:  # warm-up: lazy allocations, first-call paths
+        matcher.match(q)
+    records, lat = [], []
+    for q in queries:
+        line = q.replace("\r", " ").replace("\n", " ")
+        t0 = time.perf_counter()
+        res = matcher.match(line)
+        lat.append((time.perf_counter() - t0) * 1000)
+        records.append(
+            {
+                "answered": res.answered,
+                "matches": [{"id": m.entry.id} for m in res.matches],
+                "e5": "e5" in res.models,
+                "band": str(res.band),
+            }
+        )
+    probes = []
+    for q in CHAT_PROBES:
+        t0 = time.perf_counter()
+        res = matcher.match(q)
+        ms = (time.perf_counter() - t0) * 1000
+        top = res.best.entry.id if res.best else None
+        probes.append(f"  {q!r}: {res.band} {top} e5={'e5' in res.models} {ms:.1f} ms")
+    stats = {
+        "models": matcher.retriever.models,
+        "mean": float(np.mean(lat)),
+        "p95": float(np.percentile(lat, 95)),
+        "e5_share": sum(r["e5"] for r in records) / len(records),
+        "probes": probes,
+    }
+    return records, stats
 
 
 def run_matcher(kb: str, queries: list[str], top: int) -> list[dict[str, Any]]:
@@ -83,8 +148,23 @@ def main() -> int:
     parser.add_argument("--kb", default="faq")
     parser.add_argument("--queries", default=str(ROOT / "bench/data/faq_queries.jsonl"))
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    parser.add_argument("--latency", action="store_true", help="in-process, one thread, timed")
+    parser.add_argument("--dense", default="off,use,e5+use,auto", help="with --latency")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.queries).read_text("utf-8").splitlines() if line]
+    if args.latency:
+        for dense in args.dense.split(","):
+            records, st = run_inprocess(args.kb, [r["q"] for r in rows], dense)
+            t = score(rows, records)["ALL"]
+            print(
+                f"dense={dense:7s} models={'+'.join(st['models']) or 'lexical':7s} "
+                f"P@1 {t['P@1']:.3f} Hit@5 {t['Hit@5']:.3f} reject {t['reject']:.3f} "
+                f"wrong {t['wrong']:.3f} | e5 on {st['e5_share']:.1%} of queries | "
+                f"latency mean {st['mean']:.2f} ms p95 {st['p95']:.2f} ms",
+                flush=True,
+            )
+            print("\n".join(st["probes"]), flush=True)
+        return 0
     started = time.perf_counter()
     records = run_matcher(args.kb, [r["q"] for r in rows], top=5)
     elapsed = time.perf_counter() - started

@@ -13,7 +13,7 @@ from pathlib import Path
 from faq.kb import Entry, KnowledgeBase
 from faq.normalize import detect_language, fold
 from faq.retrieval import Document, Retriever
-from faq.retrieval.confidence import Band, model_for
+from faq.retrieval.confidence import Band, ConfidenceModel, load_models, model_for_models
 
 __all__ = ["Band", "FaqMatcher", "Match", "MatchResult"]
 
@@ -31,6 +31,8 @@ class MatchResult:
     matches: tuple[Match, ...]
     band: Band
     confidence: float = 0.0  # estimated probability that matches[0] is the right answer
+    # the dense models the decision used: "use" when the cascade stopped before e5
+    models: tuple[str, ...] = ()
 
     @property
     def answered(self) -> bool:
@@ -57,7 +59,11 @@ def documents(kb: KnowledgeBase) -> list[Document]:
 class FaqMatcher:
     """Built once per knowledge base (embeddings come from the on-disk cache); match() does
     no I/O. Thresholds default to the calibrated ones of the loaded dense configuration;
-    config.toml may override them."""
+    config.toml may override them (the final stage's).
+
+    With `cascade` (dense = "auto" and both e5 and another model loaded), a query is first
+    ranked without e5 (lexical + USE, ~4 ms); only when that stage's calibrated confidence is
+    in its uncertain zone is e5 (~30 ms on one core) computed and the full hybrid decides."""
 
     def __init__(
         self,
@@ -66,11 +72,22 @@ class FaqMatcher:
         *,
         answer_threshold: float | None = None,
         suggest_threshold: float | None = None,
+        cascade: bool = False,
     ) -> None:
         self.kb = kb
         self.retriever = retriever
         self.answer_threshold = answer_threshold
         self.suggest_threshold = suggest_threshold
+        load_models()  # read the calibration now: answering must do no I/O
+        full = retriever.models
+        self.stages: list[tuple[tuple[str, ...], ConfidenceModel | None]] = [
+            (full, model_for_models(full))
+        ]
+        if cascade and "e5" in full and len(full) > 1:
+            cheap = tuple(m for m in full if m != "e5")
+            first = model_for_models(cheap)
+            if first is not None and first.cascade is not None:
+                self.stages.insert(0, (cheap, first))
 
     @classmethod
     def build(
@@ -91,25 +108,40 @@ class FaqMatcher:
             retriever,
             answer_threshold=answer_threshold,
             suggest_threshold=suggest_threshold,
+            # "auto" is the fast default: e5 only for the queries the first stage is unsure of;
+            # naming the models ("e5+use") runs every model on every query.
+            cascade=dense == "auto",
         )
 
     def match(self, query: str, top: int = 5) -> MatchResult:
         lang = detect_language(query)
         if not fold(query) or top <= 0:
             return MatchResult(query, lang, (), Band.UNKNOWN)
-        ranking = self.retriever.rank(query, top=top)
-        matches = tuple(
-            Match(entry, s.score)
-            for s in ranking.ranked
-            if (entry := self.kb.get(s.id)) is not None
-        )
-        if not matches:
-            return MatchResult(query, lang, (), Band.UNKNOWN)
-        band, p = self._decide(ranking.features)
-        return MatchResult(query, lang, matches, band, p)
+        prepared = self.retriever.prepare(query)
+        for stage, (models, model) in enumerate(self.stages):
+            ranking = self.retriever.rank_stage(prepared, models, top)
+            if stage + 1 < len(self.stages):
+                assert model is not None and model.cascade is not None
+                p = model.probability(ranking.features)
+                low, high = model.cascade
+                if low <= p < high:
+                    continue  # unsure: the next stage adds e5
+                band = Band.ANSWER if p >= high else model.band_of(min(p, model.answer - 1e-9))
+            else:
+                band, p = self._decide(model, ranking.features)
+            matches = tuple(
+                Match(entry, s.score)
+                for s in ranking.ranked
+                if (entry := self.kb.get(s.id)) is not None
+            )
+            if not matches:
+                return MatchResult(query, lang, (), Band.UNKNOWN, models=models)
+            return MatchResult(query, lang, matches, band, p, models)
+        raise AssertionError("the last stage always decides")
 
-    def _decide(self, features: Mapping[str, float]) -> tuple[Band, float]:
-        model = model_for(features)
+    def _decide(
+        self, model: ConfidenceModel | None, features: Mapping[str, float]
+    ) -> tuple[Band, float]:
         if model is None:
             return Band.SUGGEST, 0.0  # an uncalibrated set-up never answers outright
         p = model.probability(features)

@@ -5,15 +5,18 @@ say whether it is actually close to the query."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from rapidfuzz import fuzz
 
 from .analyzer import Analysis
 from .bm25 import FloatArray
 from .normalize import fold, script_profile
 from .segment import sentence_count
+
+_SOFT_EN = 80  # rapidfuzz partial_ratio at which an English word counts as present
 
 
 def _z_at(x: FloatArray, i: int) -> float:
@@ -31,6 +34,37 @@ def _uncovered(
     return sum(idf.get(t, max_idf) for t in words if t not in top) / total
 
 
+def _soft_uncovered(
+    terms: Sequence[str], top: frozenset[str], text: str, idf: Mapping[str, float], max_idf: float
+) -> tuple[float, float]:
+    """Like _uncovered, but a query word also counts as covered when the top entry's text
+    contains one of its character bigrams (幼稚圏 -> 幼稚園, a typo) or, for an English word,
+    a close spelling (cowrking). What stays uncovered is what a near miss adds: 解体 in
+    「空き家の解体に補助金は？」, 泉質 in 「温泉の泉質は？」. Returns the idf-weighted share
+    and the highest idf (over max_idf) among those words."""
+    total = worst = uncovered = 0.0
+    for t in set(terms):
+        w = idf.get(t, max_idf)
+        total += w
+        if t in top:
+            continue
+        if t.isascii():
+            soft = len(t) >= 4 and fuzz.partial_ratio(t, text) >= _SOFT_EN
+        else:
+            soft = any(t[i : i + 2] in text for i in range(max(len(t) - 1, 1)))
+        if not soft:
+            uncovered += w
+            worst = max(worst, w)
+    if total <= 0:
+        return 0.0, 0.0
+    return uncovered / total, worst / max(max_idf, 1e-9)
+
+
+def _share(pred: Callable[[str], bool], terms: Sequence[str]) -> float:
+    words = set(terms)
+    return sum(1 for t in words if pred(t)) / len(words) if words else 0.0
+
+
 def _rank_of(scores: FloatArray, doc: int) -> float:
     return float(np.count_nonzero(scores > scores[doc]))
 
@@ -44,6 +78,7 @@ def ranking_features(
     order: npt.NDArray[np.intp],
     signals: Mapping[str, FloatArray],
     top_termset: frozenset[str],
+    top_text: str,
     idf: Mapping[str, float],
     max_idf: float,
     fuzzy_top: float,
@@ -53,7 +88,10 @@ def ranking_features(
     second = float(fused[order[1]]) if len(order) > 1 else 0.0
     folded = fold(query)
     lex = signals["lem_qa"]
+    soft_share, soft_max = _soft_uncovered(analysis.terms, top_termset, top_text, idf, max_idf)
     feats: dict[str, float] = {
+        "soft_uncovered": soft_share,
+        "soft_uncovered_max": soft_max,
         "top_score": float(fused[top]),
         "margin": float(fused[top]) - second,
         "lex_top_z": _z_at(lex, top),
@@ -70,6 +108,16 @@ def ranking_features(
         # the top entry leaves out, and how many query words the knowledge base never uses.
         "uncovered_idf": _uncovered(terms, top_termset, idf, max_idf),
         "oov_terms": float(sum(1 for t in set(terms) if t not in idf)),
+        # Questions about other services use words the knowledge base never contains
+        # (パスポート, 確定申告, 天気): the share of the query's own lemmas that are unknown.
+        "oov_share": _share(lambda t: t not in idf, analysis.terms),
+        # the most specific query word the top entry lacks (固定資産税 in a 空き家 question)
+        "uncovered_max_idf": max(
+            (idf.get(t, max_idf) for t in set(terms) if t not in top_termset), default=0.0
+        )
+        / max(max_idf, 1e-9),
+        # the share of the query's idf mass the top entry's BM25 score reaches
+        "lex_norm": float(lex[top]) / max(2.2 * sum(idf.get(t, max_idf) for t in set(terms)), 1e-9),
         "fuzzy_top": fuzzy_top,
         "q_chars": float(len(folded)),
         "q_sentences": float(sentence_count(query)),
@@ -82,6 +130,11 @@ def ranking_features(
         feats[f"{key}_top_cos"] = float(q[top])
         feats[f"{key}_max_cos"] = float(q.max())
         feats[f"{key}_rank_of_top"] = _rank_of(q, top)
+        # how far the top entry stands out from every other entry (raw cosines)
+        feats[f"{key}_gap"] = float(q[top]) - float(np.delete(q, top).max()) if len(q) > 1 else 0.0
+        qa = signals.get(f"{key}_qa")
+        if qa is not None:
+            feats[f"{key}_qa_top_cos"] = float(qa[top])
         agree.append(float(np.argmax(q) == top))
     # 1.0 when every signal family puts the same entry first
     feats["agreement"] = float(np.mean(agree))

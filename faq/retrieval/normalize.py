@@ -29,6 +29,22 @@ _HAS_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa]")
 _HAS_LATIN = re.compile(r"[a-z]")
 
 
+# A trailing aside in brackets that is not Japanese words: (笑), (汗), (load 123), 【test 2】.
+_ASIDE = re.compile(r"\s*[(（\[【]([\x20-\x7e]{1,30}|[笑汗泣涙]{1,3})[)）\]】]\s*$")
+_JAPANESE = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def strip_aside(text: str) -> str:
+    """Drop a trailing bracketed aside from a Japanese message: chat users add (笑) or (汗),
+    and the webhook load generator appends " (load 123)". Its ASCII words would otherwise count
+    as unknown English terms and make a plain question look out of scope. English messages
+    keep theirs ("is it free (for children)?"), and so does a message that is only an aside."""
+    m = _ASIDE.search(text)
+    if m is None or not _JAPANESE.search(text[: m.start()]):
+        return text
+    return text[: m.start()]
+
+
 def fold(text: str) -> str:
     """NFKC, no control characters, case-folded, single spaces, long-vowel marks unified."""
     text = unicodedata.normalize("NFKC", text)

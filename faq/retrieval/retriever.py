@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .dense import Encoder, load_encoders
 from .embcache import embed_cached
 from .features import ranking_features
 from .fuzzy import FuzzyQuestions
+from .normalize import fold, strip_aside
 from .segment import question_focus
 from .synonyms import Synonyms
 from .values import Document, Ranking, Scored
@@ -136,6 +137,11 @@ class Retriever:
         self._sub_qa = BM25([subwords(t) for t in doc_terms])
         self._read_q = BM25(q_readings)
         self._doc_termsets = [frozenset(t) for t in doc_terms]
+        # folded question + answer text, for the near-miss features (features._soft_uncovered)
+        self._doc_texts = [
+            fold(" ".join((*d.questions_ja, *d.questions_en, d.answer_ja, d.answer_en)))
+            for d in self.docs
+        ]
         self._q_pool = _Pool(q_owner)
         self._p_pool = _Pool(p_owner)
         owner = np.asarray(q_owner)
@@ -195,59 +201,85 @@ class Retriever:
         return [d.encoder.name for d in self._dense]
 
     # --- query time: no I/O below this line ------------------------------------------------
+    def prepare(self, query: str) -> Query:
+        """Analyse `query` once; rank_stage() then adds only the signals each stage lacks."""
+        query = strip_aside(query)
+        a = self.analyzer.analyse(query)
+        groups = self.synonyms.terms(query, a)
+        return Query(query, a, a.terms + groups, groups)
+
+    def _ensure(self, q: Query, weights: Mapping[str, float] | None, models: Sequence[str]) -> None:
+        out = q.signals
+
+        def wanted(name: str) -> bool:
+            return name not in out and (weights is None or bool(weights.get(name)))
+
+        if "lem_qa" not in out:  # always: the confidence features read it
+            out["lem_qa"] = self._lem_qa.score(q.terms, q.groups)
+        if wanted("lem_a"):
+            out["lem_a"] = self._lem_a.score(q.terms, q.groups)
+        if wanted("sub_qa"):
+            out["sub_qa"] = self._sub_qa.score(subwords(q.analysis.terms))
+        if wanted("read_q"):
+            grams = char_ngrams(q.analysis.reading, _READING_NGRAMS)
+            out["read_q"] = self._q_pool(self._read_q.score(grams))
+        if wanted("fuzzy_q") and self._fuzzy.applies(q.text):
+            near = top_indices(out["lem_qa"], _FUZZY_CANDIDATES)
+            units = np.concatenate([self._units_of[int(i)] for i in near])
+            out["fuzzy_q"] = self._q_pool(self._fuzzy.scores(q.text, units))
+        for d in self._dense:
+            key = d.encoder.key
+            if key not in models or f"{key}_q" in out:
+                continue
+            if q.focus is None:
+                q.focus = question_focus(q.text)
+            v = d.encoder.encode([q.focus], "query")[0]
+            out[f"{key}_q"] = self._q_pool(d.questions @ v)
+            # always kept: cheap (one mat-vec) and a confidence feature
+            out[f"{key}_qa"] = self._p_pool(d.passages @ v)
+
     def signals(
         self, query: str, weights: Mapping[str, float] | None = None
     ) -> tuple[dict[str, FloatArray], Analysis, list[str]]:
         """The signals for `query` that `weights` use (all of them when None), one score per
-        entry; lem_qa is always computed (the confidence features read it)."""
-        a = self.analyzer.analyse(query)
-        groups = self.synonyms.terms(query, a)
-        terms = a.terms + groups
+        entry, with every loaded dense model; lem_qa is always computed."""
+        q = self.prepare(query)
+        self._ensure(q, weights, self.models)
+        return q.signals, q.analysis, q.terms
 
-        def wanted(name: str) -> bool:
-            return weights is None or bool(weights.get(name))
-
-        out: dict[str, FloatArray] = {"lem_qa": self._lem_qa.score(terms, groups)}
-        if wanted("lem_a"):
-            out["lem_a"] = self._lem_a.score(terms, groups)
-        if wanted("sub_qa"):
-            out["sub_qa"] = self._sub_qa.score(subwords(a.terms))
-        if wanted("read_q"):
-            grams = char_ngrams(a.reading, _READING_NGRAMS)
-            out["read_q"] = self._q_pool(self._read_q.score(grams))
-        if wanted("fuzzy_q") and self._fuzzy.applies(query):
-            near = top_indices(out["lem_qa"], _FUZZY_CANDIDATES)
-            units = np.concatenate([self._units_of[int(i)] for i in near])
-            out["fuzzy_q"] = self._q_pool(self._fuzzy.scores(query, units))
-        if self._dense:
-            focus = question_focus(query)
-            for d in self._dense:
-                v = d.encoder.encode([focus], "query")[0]
-                out[f"{d.encoder.key}_q"] = self._q_pool(d.questions @ v)
-                if wanted(f"{d.encoder.key}_qa"):
-                    out[f"{d.encoder.key}_qa"] = self._p_pool(d.passages @ v)
-        return out, a, terms
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Keys of the loaded dense models ("e5", "use"), sorted."""
+        return tuple(sorted(d.encoder.key for d in self._dense))
 
     def rank(self, query: str, top: int = 5) -> Ranking:
+        """Rank with every loaded model (the full hybrid)."""
+        return self.rank_stage(self.prepare(query), self.models, top)
+
+    def rank_stage(self, q: Query, models: Sequence[str], top: int = 5) -> Ranking:
+        """Rank with the lexical signals plus the dense `models` only (a subset of the loaded
+        ones), reusing whatever an earlier stage computed for `q`."""
         if not self.docs:
             return Ranking([], {})
-        weights = fusion.adjust_for_query(self.weights, query)
-        signals, analysis, terms = self.signals(query, weights)
-        fused = fusion.fuse(signals, weights)
+        keys = tuple(sorted(k for k in models if k in self.models))
+        weights = fusion.adjust_for_query(fusion.weights_for(keys), q.text)
+        self._ensure(q, weights, keys)
+        fused = fusion.fuse(q.signals, weights)
         order = top_indices(fused, max(top, 2))
         ranked = [Scored(self.ids[i], float(fused[i])) for i in order[:top]]
         feats = ranking_features(
-            query=query,
-            analysis=analysis,
-            terms=terms,
+            query=q.text,
+            analysis=q.analysis,
+            terms=q.terms,
             fused=fused,
             order=order,
-            signals=signals,
+            signals=q.signals,
             top_termset=self._doc_termsets[int(order[0])],
+            top_text=self._doc_texts[int(order[0])],
             idf=self._lem_qa.idf,
             max_idf=self._lem_qa.max_idf,
-            fuzzy_top=self._fuzzy.best_for(query, self._units_of[int(order[0])]),
-            dense_keys=[d.encoder.key for d in self._dense],
+            fuzzy_top=self._fuzzy.best_for(q.text, self._units_of[int(order[0])]),
+            dense_keys=list(keys),
         )
         return Ranking(ranked, feats)
 
@@ -255,3 +287,15 @@ class Retriever:
         """Per-signal top entries, for staff debugging (not used by the bot)."""
         signals, _, _ = self.signals(query)
         return {name: [self.ids[int(i)] for i in np.argsort(-s)[:3]] for name, s in signals.items()}
+
+
+@dataclass
+class Query:
+    """One query's analysis and the signals computed so far (grows stage by stage)."""
+
+    text: str
+    analysis: Analysis
+    terms: list[str]  # content lemmas + synonym-group terms
+    groups: list[str]
+    focus: str | None = None  # the question sentence(s) for the sentence encoders
+    signals: dict[str, FloatArray] = field(default_factory=dict)

@@ -36,6 +36,8 @@ def test_regression_set_stays_above_its_floors(faq_library: FaqLibrary) -> None:
     assert len(inscope) >= 50 and len(oos) >= 15
     assert top1 / len(inscope) >= 0.85, f"top-1 {top1}/{len(inscope)}"
     assert top5 / len(inscope) >= 0.95, f"top-5 {top5}/{len(inscope)}"
-    assert answered_right / len(inscope) >= 0.55, f"answered right {answered_right}/{len(inscope)}"
+    # Measured (bench/README.md): 0.70 with the models (cascade), 0.61 lexical only.
+    floor = 0.65 if matcher.retriever.models else 0.55
+    assert answered_right / len(inscope) >= floor, f"answered right {answered_right}/{len(inscope)}"
     assert rejected / len(oos) >= 0.85, f"out of scope rejected {rejected}/{len(oos)}"
     assert wrong / len(CASES) <= 0.05, f"wrong answers {wrong}/{len(CASES)}"
