@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
+
+Then = Callable[[], Awaitable[None]]
 
 # Per-chat times are pruned once there are this many (a broadcast to 10,000 chats would
 # otherwise keep 10,000 of them).
@@ -49,9 +52,11 @@ class Pace:
         self._recent: deque[float] | None = deque(maxlen=per_second) if per_second else None
         self._turn = asyncio.Lock()
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, then: Then | None) -> None:
         if self._recent is None:
             await self._overall.acquire()
+            if then is not None:
+                await then()
             return
         async with self._turn:  # FIFO: the bucket and the window see calls in one order
             await self._overall.acquire()
@@ -60,11 +65,17 @@ class Pace:
                 free_at = self._recent[0] + 1.0
                 if free_at > loop.time():
                     await asyncio.sleep(free_at - loop.time())
+            if then is not None:
+                # Inside the turn: a slow `then` (a database write) delays the calls behind
+                # it instead of letting them leave in a bunch once it is done.
+                await then()
             self._recent.append(loop.time())
 
-    async def wait(self, key: str | None = None) -> None:
+    async def wait(self, key: str | None = None, *, then: Then | None = None) -> None:
+        """Wait for this call's turn. `then` runs once the turn has come, before the next
+        call's turn, and counts as part of this call (the request should follow it at once)."""
         if key is None or not self.per_key_interval:
-            await self._acquire()
+            await self._acquire(then)
             return
         # One call per key at a time, spaced from that key's previous *call*, not from when
         # it joined the queue: the overall turn can come long after the key's own.
@@ -74,7 +85,7 @@ class Pace:
             ready_at = self._last.get(key, -math.inf) + self.per_key_interval
             if ready_at > loop.time():
                 await asyncio.sleep(ready_at - loop.time())
-            await self._acquire()
+            await self._acquire(then)
             self._last[key] = loop.time()
         if len(self._last) > _KEEP_KEYS:
             self._prune(loop.time())

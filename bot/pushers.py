@@ -203,10 +203,9 @@ class TelegramPusher:
     ) -> None:
         waited = False
         while True:
-            await self.pace.wait(address)
-            if before_send is not None:
-                await before_send()
-                before_send = None
+            # The mark is written inside the pace's turn: its time counts against the pace.
+            await self.pace.wait(address, then=before_send)
+            before_send = None
             try:
                 await self.bot.send_message(chat_id=address, text=text, reply_markup=keyboard)
                 return
