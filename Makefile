@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test chat lint install clean
+.PHONY: run test chat lint install clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -28,6 +28,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Webhook throughput, steady load, burst and memory on PostgreSQL (127.0.0.1:5432), each
+# next to the SDKs' bare echo bots in the same run; about an hour on a 2-core machine.
+# Needs ../shared/webhook-bench; results are described in bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python bench/webhooks.py --mode closed --shapes 1,1+0a,1+1a,1+2a --dense auto
+	$(BIN)/python bench/webhooks.py --mode closed --shapes 1+2a --dense use,off
+	$(BIN)/python bench/webhooks.py --mode steady --rate 100 --seconds 30 --shapes 1+2a --dense off,auto --channels line
+	$(BIN)/python bench/webhooks.py --mode burst --burst 20000 --burst-seconds 10 --shapes 1+2a --dense off --channels line
+	$(BIN)/python bench/memory.py --web
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
