@@ -6,14 +6,14 @@ embeddings); the decision is its calibrated confidence, cut into three bands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from faq.kb import Entry, KnowledgeBase
 from faq.normalize import detect_language, fold
 from faq.retrieval import Document, Retriever
-from faq.retrieval.confidence import Band, ConfidenceModel, load_models, model_for_models
+from faq.retrieval.cascade import Cascade
+from faq.retrieval.confidence import Band
 
 __all__ = ["Band", "FaqMatcher", "Match", "MatchResult"]
 
@@ -76,18 +76,12 @@ class FaqMatcher:
     ) -> None:
         self.kb = kb
         self.retriever = retriever
-        self.answer_threshold = answer_threshold
-        self.suggest_threshold = suggest_threshold
-        load_models()  # read the calibration now: answering must do no I/O
-        full = retriever.models
-        self.stages: list[tuple[tuple[str, ...], ConfidenceModel | None]] = [
-            (full, model_for_models(full))
-        ]
-        if cascade and "e5" in full and len(full) > 1:
-            cheap = tuple(m for m in full if m != "e5")
-            first = model_for_models(cheap)
-            if first is not None and first.cascade is not None:
-                self.stages.insert(0, (cheap, first))
+        self.cascade = Cascade(
+            retriever,
+            staged=cascade,
+            answer_threshold=answer_threshold,
+            suggest_threshold=suggest_threshold,
+        )
 
     @classmethod
     def build(
@@ -117,38 +111,12 @@ class FaqMatcher:
         lang = detect_language(query)
         if not fold(query) or top <= 0:
             return MatchResult(query, lang, (), Band.UNKNOWN)
-        prepared = self.retriever.prepare(query)
-        for stage, (models, model) in enumerate(self.stages):
-            ranking = self.retriever.rank_stage(prepared, models, top)
-            if stage + 1 < len(self.stages):
-                assert model is not None and model.cascade is not None
-                p = model.probability(ranking.features)
-                low, high = model.cascade
-                if low <= p < high:
-                    continue  # unsure: the next stage adds e5
-                band = Band.ANSWER if p >= high else model.band_of(min(p, model.answer - 1e-9))
-            else:
-                band, p = self._decide(model, ranking.features)
-            matches = tuple(
-                Match(entry, s.score)
-                for s in ranking.ranked
-                if (entry := self.kb.get(s.id)) is not None
-            )
-            if not matches:
-                return MatchResult(query, lang, (), Band.UNKNOWN, models=models)
-            return MatchResult(query, lang, matches, band, p, models)
-        raise AssertionError("the last stage always decides")
-
-    def _decide(
-        self, model: ConfidenceModel | None, features: Mapping[str, float]
-    ) -> tuple[Band, float]:
-        if model is None:
-            return Band.SUGGEST, 0.0  # an uncalibrated set-up never answers outright
-        p = model.probability(features)
-        answer = model.answer if self.answer_threshold is None else self.answer_threshold
-        suggest = model.suggest if self.suggest_threshold is None else self.suggest_threshold
-        if p >= answer:
-            return Band.ANSWER, p
-        if p >= suggest:
-            return Band.SUGGEST, p
-        return Band.UNKNOWN, p
+        d = self.cascade.decide(query, top)
+        matches = tuple(
+            Match(entry, s.score)
+            for s in d.ranking.ranked
+            if (entry := self.kb.get(s.id)) is not None
+        )
+        if not matches:
+            return MatchResult(query, lang, (), Band.UNKNOWN, models=d.models)
+        return MatchResult(query, lang, matches, d.band, d.confidence, d.models)

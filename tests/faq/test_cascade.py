@@ -12,7 +12,7 @@ pytest.importorskip("fugashi", reason="fugashi + unidic-lite not installed")
 
 import numpy as np
 
-import faq.matcher as matcher_module
+import faq.retrieval.cascade as cascade_module
 from faq.kb import Entry, KnowledgeBase
 from faq.library import FaqLibrary
 from faq.matcher import Band, FaqMatcher
@@ -54,7 +54,7 @@ def cascade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FaqMatcher
         ("use",): _coverage_model(0.95, cascade=(0.3, 0.9)),  # unsure between 0.3 and 0.9
         ("e5", "use"): _coverage_model(0.6, cascade=None),
     }
-    monkeypatch.setattr(matcher_module, "model_for_models", lambda m: models.get(tuple(m)))
+    monkeypatch.setattr(cascade_module, "model_for_models", lambda m: models.get(tuple(m)))
     entries = tuple(
         Entry(d.id, "test", "all", {"ja": d.questions_ja}, {"ja": d.answer_ja}, "test.toml")
         for d in DOCS
