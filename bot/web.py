@@ -265,9 +265,10 @@ async def _start_worker(app: Starlette, stack: contextlib.AsyncExitStack, runtim
     # Elected like the Procfile's workers: several `serve --with-worker` processes on one
     # PostgreSQL (or one beside a `worker`) must not run two schedulers.
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        Leadership(runtime.db).serve(stop, start, follow=worker.courier.send_due)
-    )
+    leadership = Leadership(runtime.db)
+    await leadership.try_acquire()  # decided before start-up ends (and visible to tests)
+    app.state.leadership = leadership
+    task = asyncio.create_task(leadership.serve(stop, start, follow=worker.courier.send_due))
 
     async def finish() -> None:
         stop.set()

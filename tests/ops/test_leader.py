@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from bot.leader import Leadership
 from bot.storage.db import create_engine
-from tests.conftest import _PG_SKIP, PG_URL
+from bot.web import create_app
+from faq.library import FaqLibrary
+from tests.conftest import _PG_SKIP, PG_URL, make_settings
 
 pg = pytest.mark.skipif(_PG_SKIP is not None, reason=_PG_SKIP or "")
 
@@ -158,3 +162,46 @@ async def test_sqlite_has_no_election(tmp_path: Path) -> None:
         assert started == [1]
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    """A database of its own: advisory locks are per database, and the scheduler's key is
+    fixed, so a test run beside another one on `test` must not meet its lock."""
+    import asyncpg
+
+    name = f"t_lead_{uuid.uuid4().hex[:10]}"
+    admin = PG_URL.replace("postgresql+asyncpg", "postgresql")
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pg
+async def test_two_serve_with_worker_processes_run_one_scheduler(
+    own_database: str, faq_library: FaqLibrary
+) -> None:
+    """`serve --with-worker` twice on one PostgreSQL (or beside a worker): one scheduler."""
+    settings = make_settings(own_database)
+
+    def app() -> Starlette:
+        return create_app(
+            settings, migrate_schema=True, library=faq_library, background_worker=True
+        )
+
+    first, second = app(), app()
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        assert first.state.leadership.elected
+        assert not second.state.leadership.elected
+    # the first stopped and let go: the next one to start leads
+    third = app()
+    async with third.router.lifespan_context(third):
+        assert third.state.leadership.elected
