@@ -69,6 +69,8 @@ class Pace:
                 # Inside the turn: a slow `then` (a database write) delays the calls behind
                 # it instead of letting them leave in a bunch once it is done.
                 await then()
+            # Counted once `then` is done, when the request leaves: the cap holds for what
+            # the platform receives.
             self._recent.append(loop.time())
 
     async def wait(self, key: str | None = None, *, then: Then | None = None) -> None:
