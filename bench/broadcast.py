@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -55,8 +56,17 @@ def free_port() -> int:
 
 
 def stats(fake: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{fake}/__stats", timeout=5) as answer:
-        return dict(json.loads(answer.read()))
+    # On a loaded machine the fake's threaded server now and then drops a connection
+    # (RemoteDisconnected); a lost poll must not end the bench and kill the fake with it.
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(f"{fake}/__stats", timeout=10) as answer:
+                return dict(json.loads(answer.read()))
+        except (OSError, http.client.HTTPException):
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def hwm_mb(pid: int) -> float:
