@@ -59,12 +59,14 @@ def run_inprocess(kb: str, queries: list[str], dense: str) -> tuple[list[dict[st
     )
     for q in queries[:20]:  # warm-up: lazy allocations, first-call paths
         matcher.match(q)
-    records, lat = [], []
+    records, lat, cpu = [], [], []
     for q in queries:
         line = q.replace("\r", " ").replace("\n", " ")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         res = matcher.match(line)
         lat.append((time.perf_counter() - t0) * 1000)
+        # CPU time of this thread: what a query costs when others load the machine
+        cpu.append((time.thread_time() - c0) * 1000)
         records.append(
             {
                 "answered": res.answered,
@@ -84,6 +86,8 @@ def run_inprocess(kb: str, queries: list[str], dense: str) -> tuple[list[dict[st
         "models": matcher.retriever.models,
         "mean": float(np.mean(lat)),
         "p95": float(np.percentile(lat, 95)),
+        "cpu_mean": float(np.mean(cpu)),
+        "cpu_p95": float(np.percentile(cpu, 95)),
         "e5_share": sum(r["e5"] for r in records) / len(records),
         "probes": probes,
     }
@@ -156,11 +160,28 @@ def main() -> int:
         for dense in args.dense.split(","):
             records, st = run_inprocess(args.kb, [r["q"] for r in rows], dense)
             t = score(rows, records)["ALL"]
+            # what the middle band gives the in-scope questions not answered outright
+            held = [
+                (row, rec)
+                for row, rec in zip(rows, records, strict=True)
+                if row["id"] is not None and not rec["answered"]
+            ]
+            offered = sum(
+                rec["band"] == "suggest" and row["id"] in [m["id"] for m in rec["matches"][:3]]
+                for row, rec in held
+            )
+            unknown = sum(rec["band"] == "unknown" for _, rec in held)
             print(
                 f"dense={dense:7s} models={'+'.join(st['models']) or 'lexical':7s} "
                 f"P@1 {t['P@1']:.3f} Hit@5 {t['Hit@5']:.3f} reject {t['reject']:.3f} "
                 f"wrong {t['wrong']:.3f} | e5 on {st['e5_share']:.1%} of queries | "
-                f"latency mean {st['mean']:.2f} ms p95 {st['p95']:.2f} ms",
+                f"latency mean {st['mean']:.2f} ms p95 {st['p95']:.2f} ms | CPU mean "
+                f"{st['cpu_mean']:.2f} ms p95 {st['cpu_p95']:.2f} ms",
+                flush=True,
+            )
+            print(
+                f"  in scope, not answered: {len(held)}; offered the right entry among 3 "
+                f"choices: {offered}; told 'don't know': {unknown}",
                 flush=True,
             )
             print("\n".join(st["probes"]), flush=True)
