@@ -78,6 +78,7 @@ def web_process() -> dict[str, Any]:
         mode="closed",
         n=1000,
         c=50,
+        wait_seconds=60.0,
     )
     with tempfile.TemporaryDirectory(prefix="memory-bench-") as tmp:
         result = webhooks.measure("line", "1", args, Path(tmp), "auto")

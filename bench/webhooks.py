@@ -180,17 +180,19 @@ def load_command(channel: str, url: str, record: Path, args: argparse.Namespace)
             sys.executable, str(HARNESS / "loadgen.py"), channel, "--url", url,
             "--secret", SECRET, "--record", str(record),
             "-n", str(args.n), "-c", str(args.c), "--json",
+            "--wait-seconds", str(args.wait_seconds),
         ]  # fmt: skip
     paced = [
         sys.executable, str(ROOT / "bench" / "paced.py"), channel, "--url", url,
         "--secret", SECRET, "--record", str(record), "--json",
+        "--wait-seconds", str(args.wait_seconds),
     ]  # fmt: skip
     if args.mode == "steady":
         return [*paced, "--rate", str(args.rate), "--seconds", str(args.seconds)]
     rate = args.burst / args.burst_seconds
     return [
         *paced, "--rate", str(rate), "--seconds", str(args.burst_seconds),
-        "--metrics", f"{url}/metrics", "--wait-seconds", "30",
+        "--metrics", f"{url}/metrics",
     ]  # fmt: skip
 
 
@@ -296,6 +298,11 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=20_000, help="burst: events")
     ap.add_argument("--burst-seconds", type=float, default=10.0, help="burst: sent within")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument(
+        "--wait-seconds", type=float, default=60.0,
+        help="stop waiting for replies after this long without a new one (a slow answerer "
+        "first works through the load generator's 100 warm-up events)",
+    )  # fmt: skip
     ap.add_argument("--channels", default="line,telegram")
     ap.add_argument("--no-echo", action="store_true", help="skip the reference (debugging only)")
     ap.add_argument(
