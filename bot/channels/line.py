@@ -223,14 +223,15 @@ class LineChannel:
             return PlainTextResponse("invalid signature", status_code=401)
         try:
             data = json.loads(body)
-        except ValueError:
+            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates cannot be stored
+        except (ValueError, RecursionError):  # RecursionError: [[[[... thousands deep
             return PlainTextResponse("body is not JSON", status_code=400)
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             return PlainTextResponse("expected an object with an events list", status_code=400)
         events: list[tuple[str, dict[str, Any]]] = []
         for event in data["events"]:
             event_id = event.get("webhookEventId") if isinstance(event, dict) else None
-            if isinstance(event_id, str) and 0 < len(event_id) <= 128:
+            if isinstance(event_id, str) and 0 < len(event_id) <= 128 and event_id.isprintable():
                 events.append((event_id, event))
             else:
                 log.warning("line webhook: event without a webhookEventId skipped")

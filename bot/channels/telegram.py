@@ -154,7 +154,8 @@ class TelegramChannel:
             return PlainTextResponse("body too large", status_code=413)
         try:
             data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates cannot be stored
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
             return PlainTextResponse("body is not JSON", status_code=400)
         update_id = data.get("update_id") if isinstance(data, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):
