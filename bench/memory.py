@@ -9,11 +9,12 @@ and reads its own resident set (VmRSS) from /proc after:
               line-bot-sdk, python-telegram-bot, ...);
   kb          the FAQ files loaded;
   matcher     the matcher built with [faq] dense = off (the analyser: fugashi + UniDic,
-              the lexical index), use (+ the USE model), auto (every installed model: e5 + USE),
-              e5 (e5 alone); the difference between two is what a model costs.
+              the lexical index), use (+ the USE model), auto (every installed model: e5 + USE);
+              the difference between two is what a model costs.
 With --web it also starts the Procfile's web process (one uvicorn worker, default config, a
-fresh PostgreSQL database) and reads its VmRSS once started and its peak (VmHWM) after 1,000
-LINE webhooks from the shared loadgen.py: the figure the 300 MB target is about.
+fresh PostgreSQL database, answering its webhooks itself: the heaviest web process) and
+reads its peak resident set (VmHWM) after 300 LINE webhooks from the shared loadgen.py:
+the figure the 300 MB target is about.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def web_process() -> dict[str, Any]:
         admin_url="postgresql+asyncpg://postgres@127.0.0.1/postgres",
         log_level="INFO",
         mode="closed",
-        n=1000,
+        n=300,
         c=50,
         wait_seconds=60.0,
     )
