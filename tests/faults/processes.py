@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,17 +38,17 @@ def lexical_config(directory: Path) -> Path:
     """config.toml without the embedding models: the faults are about processes and the
     database, and a restart should take seconds, not the models' load time."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    lexicon = ROOT / "faq" / "lexicon"
-    replaced = {
-        'dense = "auto"': 'dense = "off"',
+    text, models = re.subn(r'(?m)^dense = "[^"]*"', 'dense = "off"', text)
+
+    def absolute(match: re.Match[str]) -> str:
         # Relative paths are read from the file's own directory: point them back here.
-        'directory = "faq"': f'directory = "{ROOT / "faq"}"',
-        'cache_dir = "var/faq-cache"': f'cache_dir = "{directory / "faq-cache"}"',
-        'synonyms = "faq/lexicon/synonyms.toml"': f'synonyms = "{lexicon}/synonyms.toml"',
-    }
-    for old, new in replaced.items():
-        assert old in text, f"config.toml no longer has {old}: update tests/faults"
-        text = text.replace(old, new)
+        key, value = match.group(1), match.group(2)
+        if key == "cache_dir":
+            return f'{key} = "{directory / "faq-cache"}"'
+        return f'{key} = "{value if Path(value).is_absolute() else ROOT / value}"'
+
+    text, paths = re.subn(r'(?m)^(directory|cache_dir|synonyms) = "([^"]*)"', absolute, text)
+    assert models == 1 and paths == 3, "config.toml's [faq] changed shape: update tests/faults"
     path = directory / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
