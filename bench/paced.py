@@ -79,6 +79,8 @@ class Record:
 async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float] | None:
     try:
         async with session.get(url) as res:
+            if res.status != 200:  # the echo bots have no /metrics
+                return None
             body = await res.text()
     except (aiohttp.ClientError, TimeoutError):
         return None
