@@ -25,8 +25,9 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # A safety net, not the main defence (the code logs types and ids, not people's text):
 # anything shaped like a token, an e-mail address or a Japanese phone number is masked.
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Telegram bot token: <bot id>:<35 characters>
-    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}"), "[telegram-token]"),
+    # Telegram bot token: <bot id>:<35 characters>. Not `\b`: in the Bot API's URLs, which
+    # httpx logs at INFO for every call, the token follows "/bot" with no word boundary.
+    (re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}"), "[telegram-token]"),
     # LINE channel access token (long-lived: ~170 base64 characters) and other long opaque
     # strings such as bearer tokens.
     (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{100,}={0,2}"), "[token]"),
