@@ -91,20 +91,24 @@ def run(
 
     for q in queries[:20]:  # warm caches and lazy allocations
         rank(q)
-    ranked, lat, e5 = [], [], 0
+    ranked, lat, cpu, e5 = [], [], [], 0
     for q in queries:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out, used_e5 = rank(q)
         lat.append((time.perf_counter() - t0) * 1000)
+        # CPU time of this thread: the cost of a query even when others load the machine
+        cpu.append((time.thread_time() - c0) * 1000)
         ranked.append([s.id for s in out.ranked])
         e5 += used_e5
     m = evaluate(ranked, rels)
     even = evaluate(ranked, rels, range(0, len(queries), 2))
     odd = evaluate(ranked, rels, range(1, len(queries), 2))
     m.update(lat_mean=float(np.mean(lat)), lat_p95=float(np.percentile(lat, 95)))
+    m.update(cpu_mean=float(np.mean(cpu)), cpu_p95=float(np.percentile(cpu, 95)))
     print(
         f"{name:34s} SR@1 {m['SR@1']:.3f}  SR@5 {m['SR@5']:.3f}  MRR {m['MRR']:.3f}  "
         f"nDCG@5 {m['nDCG@5']:.3f}  | latency mean {m['lat_mean']:.2f} ms p95 {m['lat_p95']:.2f} ms"
+        f" (CPU {m['cpu_mean']:.2f} / {m['cpu_p95']:.2f} ms)"
         f"  | SR@1/SR@5 even {even['SR@1']:.3f}/{even['SR@5']:.3f}"
         f" odd {odd['SR@1']:.3f}/{odd['SR@5']:.3f}"
         + (f" | e5 on {e5 / len(queries):.1%} of queries" if cascade else ""),
