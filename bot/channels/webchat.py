@@ -68,6 +68,7 @@ class WebChat:
             return _error(413, "メッセージが長すぎます。", "The message is too long.")
         try:
             data = json.loads(body)
+            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates break the analyser
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
             return _error(
                 400, "送信内容を読み取れませんでした。", "The request was not valid JSON."
