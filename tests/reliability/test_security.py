@@ -53,5 +53,8 @@ async def test_lone_surrogates_are_a_400_not_a_503(
               "chat": {"id": 7, "type": "private"}, "from": {"id": 7, "is_bot": False,
               "first_name": "\ud800"}}}  # fmt: skip
     assert (await platform_app.post_telegram(json.dumps(update).encode())).status_code == 400
+    # The web chat's text went to the analyser, which failed on it (an ERROR and no answer).
+    chat = await platform_app.client.post("/api/chat", content=b'{"text": "\\ud800?"}')
+    assert chat.status_code == 400 and "error" in chat.json()
     await platform_app.drain()
     assert fake.line_sends() == [] and fake.telegram("sendMessage") == []
