@@ -124,3 +124,24 @@ def test_typical_chat_questions_are_answered_by_the_cheap_stage(
     result = faq_library.current.match(query)
     assert result.answered and result.best and result.best.entry.id == expected
     assert result.models == ("use",)  # e5 (~30 ms a query) was not needed
+
+
+def test_without_model_packages_auto_answers_lexically_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import faq.retrieval.dense as dense
+    from faq.kb import load_kb
+
+    def missing() -> dense.Encoder:
+        raise ImportError("not installed")
+
+    monkeypatch.setattr(dense, "_FACTORIES", {"e5": missing, "use": missing})
+    with caplog.at_level(logging.INFO, logger="faq.retrieval"):
+        kb = load_kb(Path(__file__).parents[2] / "faq")
+        matcher = FaqMatcher.build(kb, dense="auto", cache_dir=tmp_path)
+    assert any("using lexical matching only" in m for m in caplog.messages)
+    result = matcher.match("コワーキングスペースはありますか")
+    assert result.models == ()
+    assert result.answered and result.best and result.best.entry.id == "telework.coworking"
