@@ -61,6 +61,10 @@ MAX_BACKOFF = timedelta(minutes=1)
 CLAIM_LOCK = 0x69_6A_75_2D_69_6E_62_78
 
 
+class LeaseLost(Exception):
+    """Another process claimed this row after this one's lease ran out."""
+
+
 def process_owner() -> str:
     """This process's name in `owner`: readable in the table, unique across restarts."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -305,10 +309,17 @@ class Inbox:
             ready: Delivery | None = delivery
             if status == ACCEPTED:
                 ready = await self._process(delivery)
+            elif not await self._still_mine(delivery.row_id):
+                raise LeaseLost
             if ready is not None:
                 await self._send(ready)
         except asyncio.CancelledError:
             raise  # shutting down: the row stays as it is and recover() picks it up
+        except LeaseLost:
+            # This process was too slow to renew (starved of CPU) and another one claimed
+            # the row: it answers, this one must neither send nor touch the row.
+            log.warning("%s: event %s was taken over by another process", self.channel,
+                        delivery.row_id)  # fmt: skip
         except Exception as exc:
             # Only the exception's type: its text may quote the person's message or a token.
             log.error(
@@ -359,20 +370,37 @@ class Inbox:
     async def _mark(
         self, session: AsyncSession, row_id: int, status: str, replies: list[Reply] | None
     ) -> None:
-        values: dict[str, Any] = {"status": status}
+        values: dict[str, Any] = {"status": status, "claimed_until": self.clock() + self.lease}
         if status == PROCESSED:
             values["replies"] = replies_to_json(replies or [])
             values["processed_at"] = self.clock()
-        await session.execute(
-            update(WebhookInbox).where(WebhookInbox.id == row_id).values(**values)
+        # Only while the row is still ours: else the engine's transaction rolls back and the
+        # process holding the row now answers (once). The lease is renewed for the send.
+        result = await session.execute(
+            update(WebhookInbox)
+            .where(WebhookInbox.id == row_id, WebhookInbox.owner == self.owner)
+            .values(**values)
         )
+        if not getattr(result, "rowcount", 1):
+            raise LeaseLost
+
+    async def _still_mine(self, row_id: int) -> bool:
+        """Renew one row's lease if this process still holds it (before sending stored
+        replies): a row another process took over is left to that process."""
+        async with self._writing(), self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id == row_id, WebhookInbox.owner == self.owner)
+                .values(claimed_until=self.clock() + self.lease)
+            )
+        return bool(getattr(result, "rowcount", 1))
 
     async def _failed(self, row_id: int) -> None:
         try:
             async with self._writing(), self.sessions() as session, session.begin():
                 row = await session.get(WebhookInbox, row_id)
-                if row is None:
-                    return
+                if row is None or row.owner not in (self.owner, None):
+                    return  # another process holds it now: its try, not ours
                 row.attempts += 1
                 # Let go, with a growing pause before any process (this one too) retries.
                 row.owner = None

@@ -200,3 +200,25 @@ async def test_an_accepting_web_process_shows_its_backlog_in_metrics(
     assert sample(text, "iju_inbox_pending", channel="line", status="accepted") == 3
     assert sample(text, "iju_inbox_pending", channel="telegram", status="accepted") == 0
     assert sample(text, "iju_inbox_oldest_seconds", channel="line") == 42
+
+
+async def test_a_process_whose_lease_ran_out_leaves_the_event_to_the_new_holder(
+    runtime: Runtime, processes: dict[str, Any], clock: Clock
+) -> None:
+    """A process starved of CPU past its lease: the one that took the row over answers,
+    the slow one's engine result is rolled back, and the row is not disturbed."""
+    a, b = processes["a"], processes["b"]
+    hold = processes["a_adapter"].hold = asyncio.Event()
+    await a.accept(events(people=1, each=1))
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    b_waits = processes["b_adapter"].hold = asyncio.Event()
+    assert await b.claim() == 1
+    hold.set()  # a wakes up first and runs the engine on a row that is no longer its own
+    await a.drain()
+    assert processes["sent"] == []
+    [row] = await rows(runtime)
+    assert (row.owner, row.status, row.attempts) == ("b", "accepted", 0)
+    b_waits.set()
+    await b.drain()
+    assert [(process, event) for _, process, _, event in processes["sent"]] == [("b", "ev-0-0")]
+    assert [r.status for r in await rows(runtime)] == ["sent"]
