@@ -184,6 +184,13 @@ class TelegramChannel:
         return ""
 
     def interpret(self, payload: dict[str, Any]) -> Meaning:
+        try:
+            return self._interpret(payload)
+        except (AttributeError, TypeError, ValueError) as exc:  # PTB keeps wrong-typed fields
+            log.warning("telegram: update not understood (%s)", type(exc).__name__)
+            return None  # (a "text": 5 raised here on every retry, then was given up)
+
+    def _interpret(self, payload: dict[str, Any]) -> Meaning:
         update = self._update(payload)
         if update is None:
             return None
