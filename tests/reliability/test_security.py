@@ -4,10 +4,22 @@ hostile names and messages as the staff console shows them, and login lock-out."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from sqlalchemy import func, select
 
-from tests.channels.conftest import Running, line_event
+from bot.admin.accounts import create_staff
+from bot.storage.models import Handoff, Person
+from faq.library import FaqLibrary
+from tests.channels.conftest import (
+    Running,
+    line_body,
+    line_event,
+    platform_settings,
+    running_app,
+    tg_update,
+)
 from tests.conftest import Clock
 from tests.fakes.platform import FakePlatform
 
@@ -58,3 +70,61 @@ async def test_lone_surrogates_are_a_400_not_a_503(
     assert chat.status_code == 400 and "error" in chat.json()
     await platform_app.drain()
     assert fake.line_sends() == [] and fake.telegram("sendMessage") == []
+
+
+async def test_replays_hours_later_and_after_a_restart_are_answered_once(
+    sqlite_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
+) -> None:
+    """A captured, correctly signed request sent again later (by LINE's redelivery or by
+    someone replaying it) is accepted with 200 and answered no second time."""
+    settings = platform_settings(sqlite_url, fake)
+    body = line_body(line_event("text_message", clock))
+    update = tg_update("text_message")
+    async with running_app(settings, clock, faq_library) as app:
+        assert (await app.post_line(body)).status_code == 200
+        assert (await app.post_telegram(update)).status_code == 200
+        await app.drain()
+    clock.advance(hours=6)
+    async with running_app(settings, clock, faq_library) as app:  # a new process, same DB
+        assert (await app.post_line(body)).status_code == 200
+        assert (await app.post_telegram(update)).status_code == 200
+        await app.drain()
+    assert len(fake.line_sends()) == 1
+    assert len(fake.telegram("sendMessage")) == 1
+
+
+async def test_hostile_names_and_messages_from_the_channels_are_escaped_in_the_console(
+    platform_app: Running, clock: Clock
+) -> None:
+    """HTML and SQL in a Telegram profile name and in messages, arrived through the real
+    webhooks and a handoff, shown as text on the inbox and person pages; tables intact."""
+    xss, sqli = "<img src=x onerror=alert(1)>", "Robert'); DROP TABLE people;--"
+    for text in (f"{xss} {sqli}", "担当者と話したい", f"<script>alert('{sqli}')</script>"):
+        update = tg_update("text_message", text=text, user=6660001)
+        update["message"]["from"].update(first_name=xss, last_name=sqli, username="a<b>")
+        assert (await platform_app.post_telegram(update)).status_code == 200
+        await platform_app.drain()
+    runtime = platform_app.app.state.runtime
+    async with runtime.sessions() as session, session.begin():
+        await create_staff(session, "staff@city.example.jp", "a long enough password", "staff",
+                           clock())  # fmt: skip
+        [handoff] = list(await session.scalars(select(Handoff)))
+        people = await session.scalar(select(func.count()).select_from(Person))
+    assert people == 1  # the DROP TABLE was text, the table is there
+    client = platform_app.client
+    login = await client.get("/admin/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert token
+    res = await client.post("/admin/login", data={
+        "email": "staff@city.example.jp", "password": "a long enough password",
+        "csrf_token": token.group(1), "next": "/admin/"})  # fmt: skip
+    assert res.status_code == 303
+    pages = ["/admin/inbox", f"/admin/inbox/{handoff.id}", f"/admin/people/{handoff.person_id}",
+             "/admin/people", "/admin/"]  # fmt: skip
+    for path in pages:
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert "<img src=x" not in page.text and "<script>alert(" not in page.text, path
+    conversation = (await client.get(f"/admin/inbox/{handoff.id}")).text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in conversation
+    assert "&lt;script&gt;" in conversation and "DROP TABLE people;--" in conversation
