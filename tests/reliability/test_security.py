@@ -8,9 +8,12 @@ import re
 
 import pytest
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from bot.admin.accounts import create_staff
+from bot.config import Settings
 from bot.storage.models import Handoff, Person
+from bot.web import create_app
 from faq.library import FaqLibrary
 from tests.channels.conftest import (
     Running,
@@ -128,3 +131,25 @@ async def test_hostile_names_and_messages_from_the_channels_are_escaped_in_the_c
     conversation = (await client.get(f"/admin/inbox/{handoff.id}")).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in conversation
     assert "&lt;script&gt;" in conversation and "DROP TABLE people;--" in conversation
+
+
+def test_lock_out_cannot_be_dodged_by_spelling_the_address_differently(
+    settings: Settings, clock: Clock, faq_library: FaqLibrary
+) -> None:
+    """Five wrong passwords spread over "A@x", " a@X ", "A@X" lock the one account, even
+    against the right password, and the lock holds in a freshly started process."""
+    from tests.admin.conftest import ADMIN, PASSWORD, Console
+
+    app = create_app(settings, clock=clock, migrate_schema=True, library=faq_library)
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+        console = Console(client)
+        console.add_staff(ADMIN, "admin")
+        spellings = [ADMIN.upper(), f"  {ADMIN} ", ADMIN.title(), ADMIN, ADMIN.swapcase()]
+        for spelling in spellings:
+            assert console.login(spelling, "wrong password!").status_code == 401
+        assert console.login(ADMIN).status_code == 401  # locked
+    clock.advance(minutes=5)
+    again = create_app(settings, clock=clock, migrate_schema=True, library=faq_library)
+    with TestClient(again, raise_server_exceptions=False, follow_redirects=False) as client:
+        locked = Console(client).login(ADMIN, PASSWORD)
+        assert locked.status_code == 401 and "ロックされています" in locked.text
