@@ -185,10 +185,17 @@ class TelegramChannel:
 
     def interpret(self, payload: dict[str, Any]) -> Meaning:
         try:
-            return self._interpret(payload)
+            meaning = self._interpret(payload)
         except (AttributeError, TypeError, ValueError) as exc:  # PTB keeps wrong-typed fields
             log.warning("telegram: update not understood (%s)", type(exc).__name__)
             return None  # (a "text": 5 raised here on every retry, then was given up)
+        if isinstance(meaning, Incoming):
+            texts = (meaning.text, meaning.postback, meaning.language_hint)
+            if not all(isinstance(v, str | None) for v in texts):
+                # e.g. callback "data": [1] or "language_code": 5 failed later in the engine
+                log.warning("telegram: update not understood (a text field is not text)")
+                return None
+        return meaning
 
     def _interpret(self, payload: dict[str, Any]) -> Meaning:
         update = self._update(payload)
