@@ -153,3 +153,34 @@ def test_lock_out_cannot_be_dodged_by_spelling_the_address_differently(
     with TestClient(again, raise_server_exceptions=False, follow_redirects=False) as client:
         locked = Console(client).login(ADMIN, PASSWORD)
         assert locked.status_code == 401 and "ロックされています" in locked.text
+
+
+@pytest.mark.parametrize(
+    "name, part, field, value",
+    [
+        ("text_message", "message", "text", 5),
+        ("callback_query", "callback_query", "data", [1]),
+        ("text_message", "from", "language_code", 5),
+    ],
+    ids=["text-5", "data-list", "language-code-5"],
+)
+async def test_telegram_fields_of_the_wrong_type_are_ignored_not_retried(
+    platform_app: Running,
+    fake: FakePlatform,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    part: str,
+    field: str,
+    value: object,
+) -> None:
+    """python-telegram-bot keeps a field's value whatever its type; such an update failed in
+    the engine (AttributeError), was retried and given up, with an ERROR each time."""
+    update = tg_update(name)
+    kind = "message" if "message" in update else "callback_query"
+    target = update[kind]["from"] if part == "from" else update[kind]
+    target[field] = value
+    caplog.set_level("INFO")
+    assert (await platform_app.post_telegram(update)).status_code == 200
+    await platform_app.drain()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert fake.telegram("sendMessage") == []
