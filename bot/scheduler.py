@@ -9,7 +9,7 @@ Delivery key ("reminder:<sign-up>:<tour>:<kind>") is unique, so nothing is sent 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
@@ -174,39 +174,52 @@ class Worker:
         self.handoff_idle = handoff_idle
         self.message_log_days = message_log_days
 
-    async def tick(self) -> tuple[ReminderRun, DeliveryReport]:
+    async def housekeeping(self) -> ReminderRun:
+        """Close idle handoffs, purge the old message log, queue due reminders and release
+        due announcements into the outbox. Quick: it never waits on a platform."""
         async with self.sessions() as session, session.begin():
             await handoffs.close_idle(session, self.policy, self.clock(), self.handoff_idle)
             await purge_message_log(session, self.clock(), self.message_log_days)
         reminders = await queue_due_reminders(self.sessions, self.policy, self.quiet, self.clock())
-        # Due announcements become outbox rows first, so this tick already sends them.
         await release_due(self.sessions, self.clock())
+        if reminders.queued or reminders.dropped:
+            log.info("worker: reminders queued %d dropped %d", reminders.queued, reminders.dropped)
+        return reminders
+
+    async def deliver(self) -> DeliveryReport:
+        """Send what the outbox holds. A Telegram broadcast to 10,000 chats takes minutes at
+        the platform's pace; it runs as its own job so housekeeping keeps its rhythm."""
         report = await self.courier.send_due()
         if report.claimed:
             await finish_sent(self.sessions, self.clock())
-        if reminders.queued or reminders.dropped or report.claimed:
             log.info(
-                "worker: reminders queued %d dropped %d; deliveries sent %d skipped %d "
-                "retried %d failed %d",
-                reminders.queued, reminders.dropped, report.sent, report.skipped,
-                report.retried, report.failed,
+                "worker: deliveries sent %d skipped %d retried %d failed %d",
+                report.sent, report.skipped, report.retried, report.failed,
             )  # fmt: skip
-        return reminders, report
+        return report
 
-    async def _safe_tick(self) -> None:
+    async def tick(self) -> tuple[ReminderRun, DeliveryReport]:
+        """Both jobs once, in order (tests, `tours` commands): due announcements and
+        reminders become outbox rows first, so this tick already sends them."""
+        return await self.housekeeping(), await self.deliver()
+
+    async def _safe(self, job: Callable[[], Awaitable[object]]) -> None:
         try:
-            await self.tick()
-        except Exception as exc:  # a DB hiccup must not kill the schedule; next tick retries
-            log.warning("worker tick failed: %s", type(exc).__name__)
+            await job()
+        except Exception as exc:  # a DB hiccup must not kill the schedule; next run retries
+            log.warning("worker job failed: %s", type(exc).__name__)
 
     def schedule(self, scheduler: AsyncIOScheduler, every_seconds: float = 15) -> None:
-        # One instance at a time and no catch-up burst after a pause: a tick already sends
-        # everything that is due.
-        scheduler.add_job(
-            self._safe_tick,
-            IntervalTrigger(seconds=every_seconds),
-            id="iju-worker-tick",
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
+        # Two jobs, each one instance at a time and no catch-up burst after a pause: a run
+        # already does everything that is due. Separate, so a long send never holds back
+        # closing idle handoffs or queueing reminders (and the reverse).
+        for name, job in (("housekeeping", self.housekeeping), ("delivery", self.deliver)):
+            scheduler.add_job(
+                self._safe,
+                IntervalTrigger(seconds=every_seconds),
+                args=[job],
+                id=f"iju-worker-{name}",
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from bot.channels.fake import FakeChannel
 from bot.delivery import Unreachable
+from bot.messages import Reply
 from bot.runtime import Runtime
 from bot.storage.models import Delivery, Person, Reminder, Signup
 from bot.storage.tours import cancel_tour
@@ -188,3 +192,53 @@ async def test_moving_the_date_moves_the_reminders(runtime: Runtime, clock: Cloc
     clock.now = await reminder_due(runtime, "7d")
     await runtime.worker().tick()
     assert len(pusher.sent) == 2 and "あと7日" in text(pusher.sent[1][1])
+
+
+class HangingPusher(RecordingPusher):
+    """A platform that takes as long as the test wants: like a 10,000-chat Telegram send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def push(self, address: str, replies: Sequence[Reply], *, retry_key: str) -> None:
+        self.started.set()
+        await self.release.wait()
+        await super().push(address, replies, retry_key=retry_key)
+
+
+async def test_a_long_send_does_not_hold_back_reminders(runtime: Runtime, clock: Clock) -> None:
+    # Two people: the first one's reminder is being sent (and hangs), the second one's falls
+    # due meanwhile and must still be queued by the housekeeping job.
+    await signed_up(runtime, clock)
+    tour = await make_tour(runtime, clock.now, days_ahead=30)
+    other = FakeChannel(runtime.engine, channel="line", user_id="U2")
+    await fill_individual(other, tour)
+    await other.press("form:confirm")
+    async with runtime.sessions() as s, s.begin():
+        first, second = (await s.scalars(select(Reminder).where(Reminder.kind == "7d"))).all()
+        second.due_at = first.due_at + timedelta(hours=1)
+    pusher = HangingPusher()
+    runtime.pushers["line"] = pusher
+    worker = runtime.worker()
+
+    clock.now = first.due_at + timedelta(seconds=5)
+    await worker.housekeeping()
+    sending = asyncio.create_task(worker.deliver())
+    await pusher.started.wait()
+    clock.now = second.due_at + timedelta(seconds=5)
+    run = await asyncio.wait_for(worker.housekeeping(), timeout=30)  # must not wait for it
+    assert run.queued == 1
+    pusher.release.set()
+    await sending
+    await worker.deliver()
+    assert sorted(address for address, _, _ in pusher.sent) == ["U1", "U2"]
+
+
+def test_housekeeping_and_delivery_are_separate_scheduled_jobs(runtime: Runtime) -> None:
+    scheduler = AsyncIOScheduler()
+    runtime.worker().schedule(scheduler, every_seconds=15)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"iju-worker-housekeeping", "iju-worker-delivery"}
+    assert all(job.max_instances == 1 for job in jobs.values())
