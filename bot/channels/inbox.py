@@ -105,6 +105,19 @@ class InboxAdapter(Protocol):
         ...
 
 
+def without_nul(value: Any) -> Any:
+    """The event with U+0000 taken out of every string. PostgreSQL's text and JSON cannot
+    hold it (the insert fails, the webhook answers 503 and the platform redelivers for
+    ever), and in a chat message or an id it carries no meaning."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def replies_to_json(replies: Iterable[Reply]) -> list[dict[str, Any]]:
     return [reply_to_dict(r) for r in replies]
 
@@ -170,7 +183,7 @@ class Inbox:
         Returns only after the rows are committed, so answering 200 after it is safe."""
         unique: dict[str, dict[str, Any]] = {}
         for event_id, payload in events:
-            unique.setdefault(event_id, payload)
+            unique.setdefault(event_id, without_nul(payload))
         if not unique:
             return 0
         self._request_ids.update(dict.fromkeys(unique, request_id.get()))

@@ -260,7 +260,9 @@ class LineChannel:
                 return [Reply(self.catalog.text("group_chat_not_supported", self.default_language))]
             return None
         user_id = source.get("userId")
-        if source.get("type") != "user" or not isinstance(user_id, str):
+        # LINE's user ids are 33 characters; a longer one (forged or broken) would not fit
+        # the people table's column and fail on every retry: nobody to answer.
+        if source.get("type") != "user" or not isinstance(user_id, str) or len(user_id) > 128:
             return None
         common: dict[str, Any] = {
             "channel": CHANNEL,
