@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test chat lint install clean bench
+.PHONY: run test chat lint install clean bench bench-faq
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -39,6 +39,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py --mode steady --rate 100 --seconds 20 --shapes 1+2a --dense off --channels line
 	$(BIN)/python bench/webhooks.py --mode burst --burst 20000 --burst-seconds 10 --shapes 1+2a --dense off --channels line
 	$(BIN)/python bench/memory.py --web
+	$(BIN)/python bench/broadcast.py --line 100000 --telegram 10000 --kill-after 80
+
+# The FAQ figures (issue 4): own labelled set with latency, and localgovFAQ when
+# LOCALGOVFAQ_DIR points at a materialized copy (bench/README.md says how; never committed).
+bench-faq: $(STAMP)
+	$(BIN)/python bench/faq_eval.py --latency
+	test -z "$(LOCALGOVFAQ_DIR)" || $(BIN)/python bench/localgovfaq.py $(LOCALGOVFAQ_DIR) --cache var/bench-cache/localgovfaq --dense auto
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
