@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -108,14 +109,29 @@ class InboxAdapter(Protocol):
 def without_nul(value: Any) -> Any:
     """The event with U+0000 taken out of every string. PostgreSQL's text and JSON cannot
     hold it (the insert fails, the webhook answers 503 and the platform redelivers for
-    ever), and in a chat message or an id it carries no meaning."""
-    if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    return value
+    ever), and in a chat message or an id it carries no meaning. Iterative: a signed body
+    may nest hundreds of levels, past Python's recursion limit."""
+    if "\\u0000" not in json.dumps(value):  # the encoder always escapes NUL as \u0000
+        return value
+    clean: Any = json.loads(json.dumps(value))  # a copy to change in place
+    if isinstance(clean, str):
+        return clean.replace("\x00", "")
+    stack: list[Any] = [clean]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in [k for k in node if "\x00" in k]:
+                node[key.replace("\x00", "")] = node.pop(key)
+            slots: Iterable[Any] = list(node)
+        else:
+            slots = range(len(node))
+        for slot in slots:
+            child = node[slot]
+            if isinstance(child, str):
+                node[slot] = child.replace("\x00", "")
+            elif isinstance(child, dict | list):
+                stack.append(child)
+    return clean
 
 
 def replies_to_json(replies: Iterable[Reply]) -> list[dict[str, Any]]:

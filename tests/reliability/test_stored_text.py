@@ -45,3 +45,19 @@ async def test_an_overlong_user_id_is_ignored_not_retried(
     async with platform_app_any_db.line.inbox.sessions() as session:
         statuses = list(await session.scalars(select(WebhookInbox.status)))
     assert statuses == ["sent"]  # handled (nothing to say to nobody), not left to retry
+
+
+async def test_a_deeply_nested_field_with_a_nul_is_still_accepted(
+    platform_app_any_db: Running, fake: FakePlatform, clock: Clock, faq_probe: FaqProbe
+) -> None:
+    # json.loads takes ~900 levels; taking the NULs out must not recurse past Python's limit.
+    event = line_event("text_message", clock, text=faq_probe.question)
+    deep: list[object] = ["\x00"]
+    for _ in range(900):
+        deep = [deep]
+    event["extra"] = deep
+    res = await platform_app_any_db.post_line(line_body(event))
+    await platform_app_any_db.drain()
+    assert res.status_code == 200
+    [sent] = fake.line_sends()
+    assert faq_probe.answer in sent.body["messages"][0]["text"]
