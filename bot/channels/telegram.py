@@ -184,6 +184,11 @@ class TelegramChannel:
         return ""
 
     def interpret(self, payload: dict[str, Any]) -> Meaning:
+        if not _ids_are_numbers(payload):
+            # Telegram's chat and user ids are integers; with anything else the reply could
+            # only fail (and be retried) at the API.
+            log.warning("telegram: update not understood (an id is not a number)")
+            return None
         try:
             meaning = self._interpret(payload)
         except (AttributeError, TypeError, ValueError) as exc:  # PTB keeps wrong-typed fields
@@ -309,3 +314,20 @@ class TelegramChannel:
     async def aclose(self) -> None:
         await self.inbox.close()
         await self.application.shutdown()
+
+
+def _ids_are_numbers(payload: dict[str, Any]) -> bool:
+    """Every `from` / `chat` id in the update's parts (and a callback's message) is an int."""
+    parts = [payload.get(k) for k in ("message", "edited_message", "callback_query",
+                                      "my_chat_member")]  # fmt: skip
+    parts += [p.get("message") for p in parts if isinstance(p, dict)]
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        for key in ("from", "chat"):
+            who = part.get(key)
+            if isinstance(who, dict) and "id" in who:
+                ident = who["id"]
+                if not isinstance(ident, int) or isinstance(ident, bool):
+                    return False
+    return True

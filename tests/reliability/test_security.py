@@ -161,8 +161,10 @@ def test_lock_out_cannot_be_dodged_by_spelling_the_address_differently(
         ("text_message", "message", "text", 5),
         ("callback_query", "callback_query", "data", [1]),
         ("text_message", "from", "language_code", 5),
+        ("text_message", "chat", "id", "abc"),
+        ("text_message", "from", "id", 1.5),
     ],
-    ids=["text-5", "data-list", "language-code-5"],
+    ids=["text-5", "data-list", "language-code-5", "chat-id-text", "user-id-float"],
 )
 async def test_telegram_fields_of_the_wrong_type_are_ignored_not_retried(
     platform_app: Running,
@@ -177,7 +179,7 @@ async def test_telegram_fields_of_the_wrong_type_are_ignored_not_retried(
     the engine (AttributeError), was retried and given up, with an ERROR each time."""
     update = tg_update(name)
     kind = "message" if "message" in update else "callback_query"
-    target = update[kind]["from"] if part == "from" else update[kind]
+    target = update[kind][part] if part in ("from", "chat") else update[kind]
     target[field] = value
     caplog.set_level("INFO")
     assert (await platform_app.post_telegram(update)).status_code == 200
