@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -36,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from bot.channels.payload import without_nul
 from bot.engine import Engine
 from bot.logs import request_id
 from bot.messages import Incoming, Reply, reply_from_dict, reply_to_dict
@@ -104,34 +104,6 @@ class InboxAdapter(Protocol):
     async def deliver(self, delivery: Delivery) -> None:
         """Send the replies; raise to have the row retried later."""
         ...
-
-
-def without_nul(value: Any) -> Any:
-    """The event with U+0000 taken out of every string. PostgreSQL's text and JSON cannot
-    hold it (the insert fails, the webhook answers 503 and the platform redelivers for
-    ever), and in a chat message or an id it carries no meaning. Iterative: a signed body
-    may nest hundreds of levels, past Python's recursion limit."""
-    if "\\u0000" not in json.dumps(value):  # the encoder always escapes NUL as \u0000
-        return value
-    clean: Any = json.loads(json.dumps(value))  # a copy to change in place
-    if isinstance(clean, str):
-        return clean.replace("\x00", "")
-    stack: list[Any] = [clean]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key in [k for k in node if "\x00" in k]:
-                node[key.replace("\x00", "")] = node.pop(key)
-            slots: Iterable[Any] = list(node)
-        else:
-            slots = range(len(node))
-        for slot in slots:
-            child = node[slot]
-            if isinstance(child, str):
-                node[slot] = child.replace("\x00", "")
-            elif isinstance(child, dict | list):
-                stack.append(child)
-    return clean
 
 
 def replies_to_json(replies: Iterable[Reply]) -> list[dict[str, Any]]:

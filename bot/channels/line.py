@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.channels.inbox import Delivery, Inbox, Meaning
+from bot.channels.payload import load_storable
 from bot.channels.render import numbered, split_text, utf16_len
 from bot.config import Settings
 from bot.engine import Engine
@@ -222,9 +222,8 @@ class LineChannel:
             log.warning("line webhook: missing or invalid signature, refused")
             return PlainTextResponse("invalid signature", status_code=401)
         try:
-            data = json.loads(body)
-            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates cannot be stored
-        except (ValueError, RecursionError):  # RecursionError: [[[[... thousands deep
+            data = load_storable(body)
+        except ValueError:
             return PlainTextResponse("body is not JSON", status_code=400)
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             return PlainTextResponse("expected an object with an events list", status_code=400)

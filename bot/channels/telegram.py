@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels.inbox import Delivery, Inbox, Meaning, replies_from_json
+from bot.channels.payload import load_storable
 from bot.channels.render import split_text
 from bot.config import Settings
 from bot.engine import Engine
@@ -153,9 +153,8 @@ class TelegramChannel:
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             return PlainTextResponse("body too large", status_code=413)
         try:
-            data = json.loads(await request.body())
-            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates cannot be stored
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
+            data = load_storable(await request.body())
+        except ValueError:  # UnicodeDecodeError included
             return PlainTextResponse("body is not JSON", status_code=400)
         update_id = data.get("update_id") if isinstance(data, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):

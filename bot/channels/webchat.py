@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from bot.announcements import take_web_replies
+from bot.channels.payload import load_storable
 from bot.engine import Engine
 from bot.messages import EventKind, Incoming, reply_to_dict
 
@@ -67,9 +67,8 @@ class WebChat:
         if len(body) > MAX_BODY:
             return _error(413, "メッセージが長すぎます。", "The message is too long.")
         try:
-            data = json.loads(body)
-            json.dumps(data, ensure_ascii=False).encode()  # lone surrogates break the analyser
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
+            data = load_storable(body)
+        except ValueError:  # UnicodeDecodeError included
             return _error(
                 400, "送信内容を読み取れませんでした。", "The request was not valid JSON."
             )
