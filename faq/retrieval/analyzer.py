@@ -13,10 +13,18 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .normalize import english_terms, fold, reading_key, to_katakana
+from .normalize import (
+    english_terms,
+    english_words,
+    fold,
+    reading_key,
+    stem_en,
+    to_katakana,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,26 @@ class Analyzer(Protocol):
     name: str
 
     def analyse(self, text: str) -> Analysis: ...
+
+    def without(self, text: str, drop: Collection[str]) -> str:
+        """`text` with the words whose lemma (or stemmed English form) is in `drop` left out:
+        the question minus what the top entry does not cover (features: red_*)."""
+        ...
+
+
+def _join(pieces: list[str]) -> str:
+    out = ""
+    for piece in pieces:
+        if not piece:
+            continue
+        if out and (piece[0].isascii() or out[-1].isascii()):
+            out += " "
+        out += piece
+    return out
+
+
+def _without_english(surface: str, drop: Collection[str]) -> str:
+    return " ".join(w for w in english_words(surface) if stem_en(w) not in drop)
 
 
 class FugashiAnalyzer:
@@ -80,6 +108,21 @@ class FugashiAnalyzer:
         terms.extend(english_terms(folded))
         return Analysis(terms, reading_key("".join(readings)))
 
+    def without(self, text: str, drop: Collection[str]) -> str:
+        out: str = self._tagger.parse(_WS.sub(" ", fold(text)))
+        pieces: list[str] = []
+        for line in out.split("\n"):
+            if not line or line == "EOS":
+                continue
+            cols = line.split("\t")
+            cols += [""] * (_MECAB_FIELDS - len(cols))
+            surface, lemma = cols[0], cols[3].split("-", 1)[0]
+            if surface.isascii():
+                pieces.append(_without_english(surface, drop))
+            elif lemma not in drop and surface not in drop:
+                pieces.append(surface)
+        return _join(pieces)
+
 
 class CharAnalyzer:
     """Fallback without a dictionary: kanji/kana character bigrams stand in for lemmas."""
@@ -92,6 +135,13 @@ class CharAnalyzer:
         terms = [ja[i : i + 2] for i in range(len(ja) - 1)]
         terms.extend(english_terms(folded))
         return Analysis(terms, reading_key(ja))
+
+    def without(self, text: str, drop: Collection[str]) -> str:
+        folded = fold(text)
+        for term in drop:
+            if not term.isascii():
+                folded = folded.replace(term, "")
+        return _join([p if not p.isascii() else _without_english(p, drop) for p in folded.split()])
 
 
 def load_analyzer() -> Analyzer:

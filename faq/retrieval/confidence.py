@@ -35,7 +35,18 @@ LOG_FEATURES = frozenset(
 )
 
 
+# A key "en_<name>" is <name> for a query written mostly in Latin letters and 0 otherwise: the
+# same signal means something else in English (unknown words are common: toddler, paperwork),
+# so English queries get their own slope for it (one shared model, shrunk by the same L2).
+ENGLISH_PREFIX = "en_"
+ENGLISH_LATIN_RATIO = 0.5
+
+
 def feature_value(features: Mapping[str, float], key: str, default: float) -> float:
+    if key.startswith(ENGLISH_PREFIX):
+        if features.get("q_latin_ratio", 0.0) <= ENGLISH_LATIN_RATIO:
+            return 0.0
+        key = key.removeprefix(ENGLISH_PREFIX)
     x = float(features.get(key, default))
     return math.log1p(max(x, 0.0)) if key in LOG_FEATURES else x
 

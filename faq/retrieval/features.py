@@ -34,18 +34,10 @@ def _uncovered(
     return sum(idf.get(t, max_idf) for t in words if t not in top) / total
 
 
-def _soft_uncovered(
-    terms: Sequence[str], top: frozenset[str], text: str, idf: Mapping[str, float], max_idf: float
-) -> tuple[float, float]:
-    """Like _uncovered, but a query word also counts as covered when the top entry's text
-    contains one of its character bigrams (幼稚圏 -> 幼稚園, a typo) or, for an English word,
-    a close spelling (cowrking). What stays uncovered is what a near miss adds: 解体 in
-    「空き家の解体に補助金は？」, 泉質 in 「温泉の泉質は？」. Returns the idf-weighted share
-    and the highest idf (over max_idf) among those words."""
-    total = worst = uncovered = 0.0
-    for t in set(terms):
-        w = idf.get(t, max_idf)
-        total += w
+def soft_uncovered_words(terms: Sequence[str], top: frozenset[str], text: str) -> list[str]:
+    """The query words the top entry does not contain, even softly (see _soft_uncovered)."""
+    out = []
+    for t in dict.fromkeys(terms):
         if t in top:
             continue
         if t.isascii():
@@ -53,11 +45,23 @@ def _soft_uncovered(
         else:
             soft = any(t[i : i + 2] in text for i in range(max(len(t) - 1, 1)))
         if not soft:
-            uncovered += w
-            worst = max(worst, w)
+            out.append(t)
+    return out
+
+
+def _soft_uncovered(
+    uncovered: Sequence[str], terms: Sequence[str], idf: Mapping[str, float], max_idf: float
+) -> tuple[float, float]:
+    """Like _uncovered, but a query word also counts as covered when the top entry's text
+    contains one of its character bigrams (幼稚圏 -> 幼稚園, a typo) or, for an English word,
+    a close spelling (cowrking). What stays uncovered is what a near miss adds: 解体 in
+    「空き家の解体に補助金は？」, 泉質 in 「温泉の泉質は？」. Returns the idf-weighted share
+    and the highest idf (over max_idf) among those words."""
+    total = sum(idf.get(t, max_idf) for t in set(terms))
     if total <= 0:
         return 0.0, 0.0
-    return uncovered / total, worst / max(max_idf, 1e-9)
+    weights = [idf.get(t, max_idf) for t in uncovered]
+    return sum(weights) / total, max(weights, default=0.0) / max(max_idf, 1e-9)
 
 
 def _share(pred: Callable[[str], bool], terms: Sequence[str]) -> float:
@@ -78,7 +82,7 @@ def ranking_features(
     order: npt.NDArray[np.intp],
     signals: Mapping[str, FloatArray],
     top_termset: frozenset[str],
-    top_text: str,
+    uncovered: Sequence[str],
     idf: Mapping[str, float],
     max_idf: float,
     fuzzy_top: float,
@@ -88,7 +92,7 @@ def ranking_features(
     second = float(fused[order[1]]) if len(order) > 1 else 0.0
     folded = fold(query)
     lex = signals["lem_qa"]
-    soft_share, soft_max = _soft_uncovered(analysis.terms, top_termset, top_text, idf, max_idf)
+    soft_share, soft_max = _soft_uncovered(uncovered, analysis.terms, idf, max_idf)
     feats: dict[str, float] = {
         "soft_uncovered": soft_share,
         "soft_uncovered_max": soft_max,

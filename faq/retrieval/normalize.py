@@ -120,6 +120,11 @@ def stem_en(word: str) -> str:
     return w
 
 
+def english_words(folded: str) -> list[str]:
+    """The Latin words of a folded text, unstemmed ('wi-fi' is one word: 'wifi')."""
+    return _EN_WORD.findall(folded.replace("-", ""))
+
+
 def english_terms(folded: str) -> list[str]:
     """Stemmed content words of the Latin part of a folded text ('wi-fi' is one word: 'wifi')."""
     text = folded.replace("-", "")
