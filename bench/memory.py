@@ -1,16 +1,22 @@
 """Memory of one web process: what the libraries, the KB, the analyser and each model cost.
 
-usage: .venv/bin/python bench/memory.py [--dense off,use,auto] [--web] [--json]
+usage: .venv/bin/python bench/memory.py [--dense off,use,auto] [--queries 200] [--web] [--json]
 
-Each step runs in a fresh Python process (so one step's memory never hides in another's)
-and reads its own resident set (VmRSS) from /proc after:
+Each configuration runs in a fresh Python process (so one step's memory never hides in
+another's) and reads its own /proc/self/status after each step:
   python      the interpreter alone;
   libraries   importing the web app with every library it uses (Starlette, SQLAlchemy,
               line-bot-sdk, python-telegram-bot, ...);
   kb          the FAQ files loaded;
   matcher     the matcher built with [faq] dense = off (the analyser: fugashi + UniDic,
-              the lexical index), use (+ the USE model), auto (every installed model: e5 + USE);
-              the difference between two is what a model costs.
+              the lexical index), use (+ the USE model), auto (every installed model: e5 + USE),
+              and one question answered; the difference between two is what a model costs;
+  answering   after answering the first --queries questions of bench/data/faq_queries.jsonl
+              (every kind, so "auto" computes e5 for the uncertain ones as the bot does).
+RSS is split into private memory (RssAnon: the heap, the arrays) and file-backed pages
+(RssFile: libraries, the UniDic dictionary and the model files that are memory-mapped; clean
+pages the kernel can drop and that every worker shares). The largest file mappings after
+answering are listed, and the process's peak (VmHWM).
 With --web it also starts the Procfile's web process (one uvicorn worker, default config, a
 fresh PostgreSQL database, answering its webhooks itself: the heaviest web process) and
 reads its peak resident set (VmHWM) after 300 LINE webhooks from the shared loadgen.py:
@@ -31,13 +37,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 STEP = r"""
-import json, sys
+import collections, json, sys
 from pathlib import Path
 
-def rss():
+def status():
+    d = {}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            d[key] = int(value.split()[0]) / 1024
+    return d
+
+def rss():
+    return status()["VmRSS"]
+
+def file_mappings():
+    sizes, name = collections.Counter(), None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if not line[0].isupper() or not parts[0].endswith(":"):
+            name = parts[5] if len(parts) > 5 and parts[5].startswith("/") else None
+        elif parts[0] == "Rss:" and name:
+            sizes[name] += int(parts[1]) / 1024
+    return {k: round(v, 1) for k, v in sizes.most_common(6)}
+
 out = {"python": rss()}
 import bot.web  # noqa: F401  every library the web process imports
 from bot.config import load_settings
@@ -47,18 +70,25 @@ out["libraries"] = rss()
 settings = load_settings("config.toml", environ={})
 kb = load_kb(settings.faq_dir)
 out["kb"] = rss()
-dense = sys.argv[1]
+dense, n = sys.argv[1], int(sys.argv[2])
 settings = settings.model_copy(update={"faq": settings.faq.model_copy(update={"dense": dense})})
 matcher = matcher_builder(settings)(kb)
 matcher.match("空き家バンクについて教えて")  # lazily loaded parts load now
 out["matcher"] = rss()
-print(json.dumps(out))
+queries = [json.loads(line)["q"] for line in open("bench/data/faq_queries.jsonl")][:n]
+e5 = 0
+for q in queries:
+    e5 += "e5" in matcher.match(q).models
+out["answering"] = rss()
+st = status()
+out.update(anon=st["RssAnon"], file=st["RssFile"], peak=st["VmHWM"])
+print(json.dumps({"mb": out, "files": file_mappings(), "queries": len(queries), "e5": e5}))
 """
 
 
-def step(dense: str) -> dict[str, float]:
+def step(dense: str, queries: int) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", STEP, dense],
+        [sys.executable, "-c", STEP, dense, str(queries)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -66,8 +96,9 @@ def step(dense: str) -> dict[str, float]:
     )
     if done.returncode != 0:
         sys.exit(f"memory: step {dense} failed:\n{done.stderr[-2000:]}")
-    values: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return {k: round(v, 1) for k, v in values.items()}
+    values: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    values["mb"] = {k: round(v, 1) for k, v in values["mb"].items()}
+    return values
 
 
 def web_process() -> dict[str, Any]:
@@ -90,11 +121,13 @@ def web_process() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dense", default="off,use,auto")
+    ap.add_argument("--queries", type=int, default=200, help="questions answered (answering)")
     ap.add_argument("--web", action="store_true", help="also measure a running web process")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = {dense: step(dense) for dense in args.dense.split(",")}
-    report: dict[str, Any] = {"steps_mb": rows}
+    runs = {dense: step(dense, args.queries) for dense in args.dense.split(",")}
+    rows = {dense: run["mb"] for dense, run in runs.items()}
+    report: dict[str, Any] = {"steps_mb": rows, "file_mappings_mb": {}}
     first = next(iter(rows.values()))
     costs = {
         "python": first["python"],
@@ -104,14 +137,24 @@ def main() -> int:
     for dense, row in rows.items():
         costs[f"matcher[{dense}]"] = round(row["matcher"] - row["kb"], 1)
     report["costs_mb"] = costs
+    for dense, run in runs.items():
+        report["file_mappings_mb"][dense] = run["files"]
+        report.setdefault("e5_queries", {})[dense] = f"{run['e5']}/{run['queries']}"
     if args.web:
         report.update(web_process())
     if args.json:
         print(json.dumps(report))
         return 0
+    steps = ("python", "libraries", "kb", "matcher", "answering")
+    print(f"RSS in MB after each step; answering = {args.queries} questions answered")
+    print(f"{'dense':6}" + "".join(f"{k:>11}" for k in (*steps, "private", "file", "peak")))
     for dense, row in rows.items():
-        print(f"dense={dense:5} " + "  ".join(f"{k} {v:.0f} MB" for k, v in row.items()))
+        cells = [row[k] for k in (*steps, "anon", "file", "peak")]
+        print(f"{dense:6}" + "".join(f"{v:11.0f}" for v in cells))
     print("cost of each part: " + ", ".join(f"{k} {v:.0f} MB" for k, v in costs.items()))
+    for dense, run in runs.items():
+        files = ", ".join(f"{Path(k).name} {v:.0f}" for k, v in run["files"].items())
+        print(f"largest file mappings, dense={dense} (MB): {files}; e5 on {run['e5']} questions")
     if args.web:
         print(
             f"web process (uvicorn, 1 worker, dense=auto): peak RSS {report['web_peak_mb']:.0f} "
