@@ -46,7 +46,7 @@ FEATURES = (
     "lex_rank_of_top", "q_latin_ratio", "q_chars", "query_terms", "oov_share",
     "uncovered_max_idf", "lex_norm", "e5_gap", "use_gap", "e5_qa_top_cos", "use_qa_top_cos",
     "e5_max_cos", "use_max_cos", "q_kana_only", "q_sentences", "soft_uncovered",
-    "soft_uncovered_max", "red_delta", "red_sim",
+    "soft_uncovered_max", "red_delta", "red_sim", "read_cov_q", "read_cov_qa", "kana_read_cov",
 )  # fmt: skip
 # English queries get their own slope for these (confidence.ENGLISH_PREFIX): +2.5 CV points
 # of P@1 for e5 + USE and lexical + USE at the same rejection (bench/README.md).
