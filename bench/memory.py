@@ -1,6 +1,7 @@
 """Memory of one web process: what the libraries, the KB, the analyser and each model cost.
 
 usage: .venv/bin/python bench/memory.py [--dense off,use,auto] [--queries 200] [--web] [--json]
+       .venv/bin/python bench/memory.py --localgovfaq /tmp/localgovfaq [--queries 200]
 
 Each configuration runs in a fresh Python process (so one step's memory never hides in
 another's) and reads its own /proc/self/status after each step:
@@ -21,6 +22,9 @@ With --web it also starts the Procfile's web process (one uvicorn worker, defaul
 fresh PostgreSQL database, answering its webhooks itself: the heaviest web process) and
 reads its peak resident set (VmHWM) after 300 LINE webhooks from the shared loadgen.py:
 the figure the 300 MB target is about.
+With --localgovfaq DIR the steps are those of faq.retrieval alone (numpy and the retrieval
+code instead of the web app's libraries) over localgovFAQ's 1,786 entries, answering its
+first --queries queries through the cascade.
 """
 
 from __future__ import annotations
@@ -62,23 +66,36 @@ def file_mappings():
     return {k: round(v, 1) for k, v in sizes.most_common(6)}
 
 out = {"python": rss()}
-import bot.web  # noqa: F401  every library the web process imports
-from bot.config import load_settings
-from bot.runtime import matcher_builder
-from faq.kb import load_kb
-out["libraries"] = rss()
-settings = load_settings("config.toml", environ={})
-kb = load_kb(settings.faq_dir)
-out["kb"] = rss()
-dense, n = sys.argv[1], int(sys.argv[2])
-settings = settings.model_copy(update={"faq": settings.faq.model_copy(update={"dense": dense})})
-matcher = matcher_builder(settings)(kb)
-matcher.match("空き家バンクについて教えて")  # lazily loaded parts load now
+dense, n, lgf = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if not lgf:  # the web process: the bot's libraries, its KB, its matcher
+    import bot.web  # noqa: F401  every library the web process imports
+    from bot.config import load_settings
+    from bot.runtime import matcher_builder
+    from faq.kb import load_kb
+    out["libraries"] = rss()
+    settings = load_settings("config.toml", environ={})
+    kb = load_kb(settings.faq_dir)
+    out["kb"] = rss()
+    settings = settings.model_copy(update={"faq": settings.faq.model_copy(update={"dense": dense})})
+    matcher = matcher_builder(settings)(kb)
+    ask = lambda q: matcher.match(q).models
+    queries = [json.loads(line)["q"] for line in open("bench/data/faq_queries.jsonl")][:n]
+else:  # faq.retrieval alone over localgovFAQ's 1,786 entries, the cascade as the bot runs it
+    sys.path.insert(0, "bench")
+    import localgovfaq
+    from faq.retrieval.cascade import Cascade
+    out["libraries"] = rss()
+    docs, queries, _ = localgovfaq.load(Path(lgf))
+    queries = queries[:n]
+    out["kb"] = rss()
+    cache = Path("var/bench-cache/localgovfaq")
+    cascade = Cascade(localgovfaq.Retriever.build(docs, cache_dir=cache, dense=dense))
+    ask = lambda q: cascade.decide(q).models
+ask("空き家バンクについて教えて")  # lazily loaded parts load now
 out["matcher"] = rss()
-queries = [json.loads(line)["q"] for line in open("bench/data/faq_queries.jsonl")][:n]
 e5 = 0
 for q in queries:
-    e5 += "e5" in matcher.match(q).models
+    e5 += "e5" in ask(q)
 out["answering"] = rss()
 st = status()
 out.update(anon=st["RssAnon"], file=st["RssFile"], peak=st["VmHWM"])
@@ -86,9 +103,9 @@ print(json.dumps({"mb": out, "files": file_mappings(), "queries": len(queries), 
 """
 
 
-def step(dense: str, queries: int) -> dict[str, Any]:
+def step(dense: str, queries: int, localgovfaq: str = "") -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", STEP, dense, str(queries)],
+        [sys.executable, "-c", STEP, dense, str(queries), localgovfaq],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -122,10 +139,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dense", default="off,use,auto")
     ap.add_argument("--queries", type=int, default=200, help="questions answered (answering)")
+    ap.add_argument(
+        "--localgovfaq",
+        metavar="DIR",
+        default="",
+        help="measure faq.retrieval alone over localgovFAQ instead of the web process "
+        "(embeddings from var/bench-cache/localgovfaq; see bench/localgovfaq.py)",
+    )
     ap.add_argument("--web", action="store_true", help="also measure a running web process")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    runs = {dense: step(dense, args.queries) for dense in args.dense.split(",")}
+    runs = {dense: step(dense, args.queries, args.localgovfaq) for dense in args.dense.split(",")}
     rows = {dense: run["mb"] for dense, run in runs.items()}
     report: dict[str, Any] = {"steps_mb": rows, "file_mappings_mb": {}}
     first = next(iter(rows.values()))
@@ -146,7 +170,8 @@ def main() -> int:
         print(json.dumps(report))
         return 0
     steps = ("python", "libraries", "kb", "matcher", "answering")
-    print(f"RSS in MB after each step; answering = {args.queries} questions answered")
+    what = f"localgovFAQ ({args.localgovfaq})" if args.localgovfaq else "the web process"
+    print(f"RSS in MB after each step, {what}; answering = {args.queries} questions answered")
     print(f"{'dense':6}" + "".join(f"{k:>11}" for k in (*steps, "private", "file", "peak")))
     for dense, row in rows.items():
         cells = [row[k] for k in (*steps, "anon", "file", "peak")]
