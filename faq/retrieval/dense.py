@@ -46,9 +46,10 @@ def _version(dist: str) -> str:
 # file. So the pages are unmapped after any batch (a knowledge base being embedded), after
 # every e5 query (each maps ~10 MB: its tokenizer's pieces and its rows; re-mapping them costs
 # ~0.14 ms of its ~20 ms) and every RELEASE_EVERY USE queries (after each, re-mapping cost
-# ~0.2 ms of ~3.4 ms; every 16th, ~0.01 ms, and at most ~5 MB stay mapped). The pages stay in
-# the page cache, shared with the other workers.
-RELEASE_EVERY = 16
+# ~0.2 ms of ~3.4 ms; every 4th, ~0.05 ms, and a query maps at most ~1.3 MB: 20 rows x 64 kB,
+# so at most ~5 MB stay mapped; every 16th left 5 MB after 200 questions and could leave 20).
+# The pages stay in the page cache, shared with the other workers.
+RELEASE_EVERY = 4
 
 
 class E5Encoder:
