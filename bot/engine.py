@@ -11,22 +11,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import metrics
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
-from bot.storage import handoffs
+from bot.storage import handoffs, turns
 from bot.storage.bookings import BookingPolicy, SqlTourDesk
 from bot.storage.models import (
-    ConversationState,
     Handoff,
-    InboundEvent,
-    MessageLog,
-    Person,
     UnansweredQuestion,
 )
 from faq.matcher import MatchResult
@@ -103,28 +97,18 @@ class Engine:
 
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> list[Reply]:
         now = self.clock()
-        if incoming.event_id is not None:
-            seen = await session.scalar(
-                select(InboundEvent.id).where(
-                    InboundEvent.channel == incoming.channel,
-                    InboundEvent.event_id == incoming.event_id,
-                )
-            )
-            if seen is not None:
-                log.info("dropped duplicate %s event", incoming.channel)
-                return DUPLICATE
-            session.add(
-                InboundEvent(channel=incoming.channel, event_id=incoming.event_id, received_at=now)
-            )
+        if incoming.event_id is not None and not await turns.first_time(
+            session, incoming.channel, incoming.event_id, now
+        ):
+            log.info("dropped duplicate %s event", incoming.channel)
+            return DUPLICATE
 
         person = await self._person(session, incoming, now)
-        # FOR UPDATE queues a person's concurrent events on PostgreSQL instead of letting them
-        # race; the version column still catches any write that slips past (and on SQLite).
-        state_row = await session.get(ConversationState, person.id, with_for_update=True)
-        state: dict[str, Any] = dict(state_row.data or {}) if state_row is not None else {}
+        saved, handoff_id = await turns.state_and_handoff(session, person.id)
+        state: dict[str, Any] = dict(saved.data) if saved is not None else {}
+        handoff = await session.get(Handoff, handoff_id) if handoff_id is not None else None
 
         text = clean(incoming.text)
-        handoff = await handoffs.open_for(session, person.id)
         turn = Turn(
             incoming=incoming,
             text=text[:MATCH_LIMIT],
@@ -142,32 +126,27 @@ class Engine:
         intent, outcome = await self._run(turn)
         metrics.count_faq(intent.name, outcome.unanswered)  # a retried turn may count twice
 
-        for key, value in outcome.profile.items():
-            setattr(person, key, value)
-        await self._apply_handoff(session, person, handoff, outcome.handoff, now)
-        if turn.lang != person.language and not person.language_chosen:
+        changes = dict(outcome.profile)
+        language = changes.get("language", person.language)
+        if turn.lang != language and not changes.get("language_chosen", person.language_chosen):
             # Someone who writes in English keeps getting English until they choose.
-            person.language = turn.lang
+            changes["language"] = turn.lang
+        await turns.update_person(session, person.id, changes)
+        await self._apply_handoff(session, person, handoff, outcome.handoff, now)
         new_state = dict(state) if outcome.state is None else dict(outcome.state)
         offered = [[c.value, c.label] for r in outcome.replies for c in r.choices]
         if offered:
             new_state["choices"] = offered
         elif outcome.replies:
             new_state.pop("choices", None)
-        if state_row is None:
-            # Added only now, so the intent's own queries cannot autoflush a first version;
-            # two first events at once collide on the primary key and one is retried.
-            session.add(ConversationState(person_id=person.id, data=new_state, updated_at=now))
-        else:
-            state_row.data = new_state
-            state_row.updated_at = now
-            # Always write the row: the version bump makes a concurrent event on stale state
-            # retry.
-            flag_modified(state_row, "data")
+        # Always written, even unchanged: the version bump makes a concurrent event that
+        # read the same state retry on the new one.
+        await turns.save_state(session, person.id, saved, new_state, now)
 
         if not outcome.forget:
-            self._log(
-                session, person, incoming, printable(incoming.text), intent.name, outcome, now
+            said = printable(incoming.text)
+            await turns.log_messages(
+                session, self._log(person, incoming, said, intent.name, outcome, now)
             )
         if outcome.unanswered is not None:
             session.add(self._unanswered(person, outcome.unanswered, turn.lang, now))
@@ -177,7 +156,7 @@ class Engine:
     async def _apply_handoff(
         self,
         session: AsyncSession,
-        person: Person,
+        person: turns.PersonRow,
         handoff: Handoff | None,
         action: str | None,
         now: datetime,
@@ -185,40 +164,32 @@ class Engine:
         if action is None:
             return
         if action.startswith("open:"):
-            await handoffs.open_handoff(session, self.policy, person, action[5:], now)
+            await handoffs.open_handoff(
+                session, self.policy, person.id, person.channel, action[5:], now
+            )
         elif handoff is not None and action == "touch":
             handoff.last_activity_at = now
         elif handoff is not None and action == "close":
             handoff.status, handoff.closed_at, handoff.closed_by = "closed", now, "person"
 
-    async def _person(self, session: AsyncSession, incoming: Incoming, now: datetime) -> Person:
-        person = await session.scalar(
-            select(Person).where(
-                Person.channel == incoming.channel, Person.platform_user_id == incoming.user_id
-            )
-        )
-        if person is None:
-            hint = (incoming.language_hint or "")[:2].lower()
-            person = Person(
-                channel=incoming.channel,
-                platform_user_id=incoming.user_id,
-                language=hint if hint in ("ja", "en") else self.default_language,
-                language_chosen=False,
-                audience="company" if incoming.channel == "telegram" else "resident",
-                consent=False,
-                reachable=True,
-                created_at=now,
-                last_seen_at=now,
-            )
-            session.add(person)
-            await session.flush()
-        else:
-            person.last_seen_at = now
-            if incoming.kind is not EventKind.UNFOLLOW:
-                person.reachable = True
-        return person
+    async def _person(
+        self, session: AsyncSession, incoming: Incoming, now: datetime
+    ) -> turns.PersonRow:
+        hint = (incoming.language_hint or "")[:2].lower()
+        values = {
+            "channel": incoming.channel,
+            "platform_user_id": incoming.user_id,
+            "language": hint if hint in ("ja", "en") else self.default_language,
+            "language_chosen": False,
+            "audience": "company" if incoming.channel == "telegram" else "resident",
+            "consent": False,
+            "reachable": True,
+            "created_at": now,
+            "last_seen_at": now,
+        }
+        return await turns.person(session, values, unfollow=incoming.kind is EventKind.UNFOLLOW)
 
-    def _language(self, person: Person, text: str, state: dict[str, Any]) -> str:
+    def _language(self, person: turns.PersonRow, text: str, state: dict[str, Any]) -> str:
         # Inside a form, answers such as e-mail addresses or romaji names say nothing about
         # the language the person reads.
         if person.language_chosen or state.get("form"):
@@ -258,38 +229,24 @@ class Engine:
 
     @staticmethod
     def _log(
-        session: AsyncSession,
-        person: Person,
+        person: turns.PersonRow,
         incoming: Incoming,
         text: str,
         intent: str,
         outcome: Outcome,
         now: datetime,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """The message log rows for this turn: what was said, then each reply."""
         said = text or (f"[{incoming.postback}]" if incoming.postback else f"[{incoming.kind}]")
-        session.add(
-            MessageLog(
-                person_id=person.id,
-                direction="in",
-                text=said[:LOG_LIMIT],
-                intent=intent,
-                created_at=now,
-            )
-        )
-        for reply in outcome.replies:
-            session.add(
-                MessageLog(
-                    person_id=person.id,
-                    direction="out",
-                    text=reply.text[:LOG_LIMIT],
-                    intent=intent,
-                    created_at=now,
-                )
-            )
+        row = {"person_id": person.id, "intent": intent, "created_at": now}
+        return [
+            {**row, "direction": "in", "text": said[:LOG_LIMIT]},
+            *({**row, "direction": "out", "text": r.text[:LOG_LIMIT]} for r in outcome.replies),
+        ]
 
     @staticmethod
     def _unanswered(
-        person: Person, result: MatchResult, lang: str, now: datetime
+        person: turns.PersonRow, result: MatchResult, lang: str, now: datetime
     ) -> UnansweredQuestion:
         best = result.best
         return UnansweredQuestion(

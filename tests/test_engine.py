@@ -143,6 +143,37 @@ async def test_concurrent_events_for_one_person_both_count(runtime: Runtime) -> 
     assert row is not None and row.version == 7
 
 
+async def test_a_new_persons_first_messages_at_once_make_one_person(runtime: Runtime) -> None:
+    # Nobody has written before: every event finds no person and no state at the same time.
+    chan = FakeChannel(runtime.engine, user_id="newcomer")
+    results = await asyncio.gather(*(chan.say(f"hello {n}") for n in range(5)))
+    assert all(results)
+    async with runtime.sessions() as s:
+        newcomer = select(Person).where(Person.platform_user_id == "newcomer")
+        people = (await s.scalars(newcomer)).all()
+        state = await s.scalar(select(ConversationState))
+        incoming = await s.scalar(
+            select(func.count()).select_from(MessageLog).where(MessageLog.direction == "in")
+        )
+    assert len(people) == 1
+    assert incoming == 5
+    assert state is not None and state.version == 5
+
+
+async def test_one_event_delivered_twice_at_once_is_answered_once(runtime: Runtime) -> None:
+    chan = FakeChannel(runtime.engine)
+    await chan.follow()
+    results = await asyncio.gather(*(chan.say("English", event_id="evt-twice") for _ in range(2)))
+    assert sorted(bool(r) for r in results) == [False, True]
+    async with runtime.sessions() as s:
+        said = await s.scalar(
+            select(func.count())
+            .select_from(MessageLog)
+            .where(MessageLog.direction == "in", MessageLog.text == "English")
+        )
+    assert said == 1
+
+
 async def test_two_people_are_independent(runtime: Runtime) -> None:
     alice = FakeChannel(runtime.engine, user_id="alice")
     bob = FakeChannel(runtime.engine, user_id="bob")

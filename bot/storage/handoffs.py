@@ -36,19 +36,24 @@ async def open_for(session: AsyncSession, person_id: int) -> Handoff | None:
 
 
 async def open_handoff(
-    session: AsyncSession, policy: BookingPolicy, person: Person, reason: str, now: datetime
+    session: AsyncSession,
+    policy: BookingPolicy,
+    person_id: int,
+    channel: str,
+    reason: str,
+    now: datetime,
 ) -> Handoff:
     """Start (or keep) a handoff for this person and tell the staff."""
-    existing = await open_for(session, person.id)
+    existing = await open_for(session, person_id)
     if existing is not None:
         existing.last_activity_at = now
         return existing
     handoff = Handoff(
-        person_id=person.id, status="waiting", reason=reason, created_at=now, last_activity_at=now
+        person_id=person_id, status="waiting", reason=reason, created_at=now, last_activity_at=now
     )
     session.add(handoff)
     await session.flush()
-    text = policy.catalog.text("handoff.staff_notice", "ja", channel=person.channel, id=handoff.id)
+    text = policy.catalog.text("handoff.staff_notice", "ja", channel=channel, id=handoff.id)
     notify_staff(session, policy, f"handoff:{handoff.id}", [Reply(text)], now)
     return handoff
 
