@@ -88,8 +88,9 @@ def process_owner() -> str:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One inbox row's send: what the adapter needs to deliver the stored replies."""
+class InboxItem:
+    """One inbox row's work: its event, and once the engine has run, the replies to send.
+    (Not the outbox's `Delivery`: that is a message the bot starts, this one answers.)"""
 
     row_id: int
     event_id: str
@@ -117,7 +118,7 @@ class InboxAdapter(Protocol):
         """Last platform work before the engine (e.g. acknowledge a button press)."""
         ...
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, item: InboxItem) -> None:
         """Send the replies; raise to have the row retried later."""
         ...
 
@@ -222,7 +223,7 @@ class Inbox:
             new = {event_id: row_id for row_id, event_id, _ in rows}
             if self.answer:  # else an `answer` process claims them
                 for row_id, event_id, payload in rows:
-                    self._schedule(Delivery(row_id, event_id, payload, [], 0), ACCEPTED)
+                    self._schedule(InboxItem(row_id, event_id, payload, [], 0), ACCEPTED)
             claimed: set[str] = set()
             for unique, done in batch:
                 mine = [e for e in unique if e in new and e not in claimed]
@@ -295,38 +296,38 @@ class Inbox:
         except Exception:  # a malformed payload still gets processed, just not ordered
             return f"event:{event_id}"
 
-    def _schedule(self, delivery: Delivery, status: str) -> None:
-        key = self._key(delivery.event_id, delivery.payload)
-        self._held.add(delivery.row_id)
+    def _schedule(self, item: InboxItem, status: str) -> None:
+        key = self._key(item.event_id, item.payload)
+        self._held.add(item.row_id)
         previous = self._tails.get(key)
-        rid = self._request_ids.pop(delivery.event_id, None)
+        rid = self._request_ids.pop(item.event_id, None)
 
         async def run() -> None:
             request_id.set(rid)  # this task's own context copy
             if previous is not None:
                 await asyncio.wait([previous])  # keep the person's order; never raises
             async with self._slots:
-                await self._work(delivery, status)
+                await self._work(item, status)
 
-        task = asyncio.create_task(run(), name=f"{self.channel}-inbox-{delivery.row_id}")
+        task = asyncio.create_task(run(), name=f"{self.channel}-inbox-{item.row_id}")
         self._tasks.add(task)
         self._tails[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
             if not t.cancelled():  # cancelled at shutdown: still ours for release()
-                self._held.discard(delivery.row_id)
+                self._held.discard(item.row_id)
             if self._tails.get(key) is t:
                 del self._tails[key]
 
         task.add_done_callback(done)
 
-    async def _work(self, delivery: Delivery, status: str) -> None:
+    async def _work(self, item: InboxItem, status: str) -> None:
         try:
-            ready: Delivery | None = delivery
+            ready: InboxItem | None = item
             if status == ACCEPTED:
-                ready = await self._process(delivery)
-            elif not await self._still_mine(delivery.row_id):
+                ready = await self._process(item)
+            elif not await self._still_mine(item.row_id):
                 raise LeaseLost
             if ready is not None:
                 await self._send(ready)
@@ -336,28 +337,28 @@ class Inbox:
             # This process was too slow to renew (starved of CPU) and another one claimed
             # the row: it answers, this one must neither send nor touch the row.
             log.warning("%s: event %s was taken over by another process", self.channel,
-                        delivery.row_id)  # fmt: skip
+                        item.row_id)  # fmt: skip
         except Exception as exc:
             # Only the exception's type: its text may quote the person's message or a token.
             log.error(
                 "%s: event %s failed (%s); will retry after a pause",
                 self.channel,
-                delivery.row_id,
+                item.row_id,
                 type(exc).__name__,
             )
-            await self._failed(delivery.row_id)
+            await self._failed(item.row_id)
 
-    async def _process(self, delivery: Delivery) -> Delivery | None:
+    async def _process(self, item: InboxItem) -> InboxItem | None:
         """Run the engine (or take the adapter's own replies); None when nothing is to send."""
-        meaning = self.adapter.interpret(delivery.payload)
+        meaning = self.adapter.interpret(item.payload)
         stored: list[Reply] | None = None
         if isinstance(meaning, Incoming):
-            meaning = await self.adapter.prepare(meaning, delivery.payload)
+            meaning = await self.adapter.prepare(meaning, item.payload)
 
             async def keep(session: AsyncSession, replies: list[Reply]) -> None:
                 nonlocal stored
                 stored = replies
-                await self._mark(session, delivery.row_id, PROCESSED, replies)
+                await self._mark(session, item.row_id, PROCESSED, replies)
 
             async with self._writing():
                 await self.engine.handle(meaning, on_replies=keep)
@@ -366,17 +367,15 @@ class Inbox:
         elif meaning:
             stored = meaning
             async with self._writing(), self.sessions() as session, session.begin():
-                await self._mark(session, delivery.row_id, PROCESSED, stored)
+                await self._mark(session, item.row_id, PROCESSED, stored)
         if not stored:
-            self._mark_sent(delivery.row_id)
+            self._mark_sent(item.row_id)
             return None
-        return Delivery(
-            delivery.row_id, delivery.event_id, delivery.payload, stored, delivery.attempts
-        )
+        return InboxItem(item.row_id, item.event_id, item.payload, stored, item.attempts)
 
-    async def _send(self, delivery: Delivery) -> None:
-        await self.adapter.deliver(delivery)
-        self._mark_sent(delivery.row_id)
+    async def _send(self, item: InboxItem) -> None:
+        await self.adapter.deliver(item)
+        self._mark_sent(item.row_id)
 
     def _mark_sent(self, row_id: int) -> None:
         # Written by the next group commit, a few milliseconds later at most; a crash in
@@ -477,8 +476,8 @@ class Inbox:
                     .values(owner=self.owner, claimed_until=now + self.lease)
                 )
         for row_id, event_id, payload, status, replies, attempts in rows:
-            delivery = Delivery(row_id, event_id, payload, replies_from_json(replies), attempts)
-            self._schedule(delivery, status)
+            item = InboxItem(row_id, event_id, payload, replies_from_json(replies), attempts)
+            self._schedule(item, status)
         if rows:
             log.info("%s: claimed %d event(s)", self.channel, len(rows))
         return len(rows)

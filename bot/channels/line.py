@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from bot.channels.inbox import Delivery, Inbox, Meaning
+from bot.channels.inbox import Inbox, InboxItem, Meaning
 from bot.channels.payload import load_storable
 from bot.channels.render import numbered, split_text, utf16_len
 from bot.config import Settings
@@ -288,7 +288,7 @@ class LineChannel:
     async def prepare(self, incoming: Incoming, payload: dict[str, Any]) -> Incoming:
         return incoming
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: InboxItem) -> None:
         messages = render(delivery.replies)
         if not messages:
             return

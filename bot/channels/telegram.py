@@ -24,7 +24,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels.inbox import Delivery, Inbox, Meaning, replies_from_json
+from bot.channels.inbox import Inbox, InboxItem, Meaning, replies_from_json
 from bot.channels.payload import load_storable
 from bot.channels.render import split_text
 from bot.config import Settings
@@ -252,7 +252,7 @@ class TelegramChannel:
             event_id=str(update_id),
         )
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: InboxItem) -> None:
         update = self._update(delivery.payload)
         if update is None:
             return

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.channels.inbox import LEASE, Delivery, Inbox
+from bot.channels.inbox import LEASE, Inbox, InboxItem
 from bot.messages import EventKind, Incoming
 from bot.runtime import Runtime
 from bot.storage.models import WebhookInbox
@@ -58,7 +58,7 @@ class Recorder:
             await self.hold.wait()  # "killed": never gets further
         return incoming
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: InboxItem) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("platform down")
