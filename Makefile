@@ -36,6 +36,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py --mode closed --shapes 1,2,1+0a,1+1a,1+2a --dense off
 	$(BIN)/python bench/webhooks.py --mode closed --shapes 1+2a --dense auto,use -n 1000
+	$(BIN)/python bench/answering.py --procs 1,2 -n 3000 --dense off
+	$(BIN)/python bench/answering.py --procs 2 -n 1000 --dense auto
 	$(BIN)/python bench/webhooks.py --mode steady --rate 100 --seconds 20 --shapes 1+2a --dense off --channels line
 	$(BIN)/python bench/webhooks.py --mode burst --burst 20000 --burst-seconds 10 --shapes 1+2a --dense off --channels line
 	$(BIN)/python bench/memory.py --web
