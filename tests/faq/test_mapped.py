@@ -69,3 +69,29 @@ def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
     enc._release = None
     kept = np.vstack([enc.encode([t], "query") for t in texts])
     assert np.array_equal(released, kept)
+
+
+def test_the_analyser_gives_its_dictionary_pages_back_and_still_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faq.retrieval import analyzer
+
+    questions = [
+        "空き家バンクについて教えて",
+        "あきやばんく",
+        "ｺﾜｰｷﾝｸﾞｽﾍﾟｰｽはありますか",
+        "保育園の待機児童は何人ですか？",
+        "リホームの補助金はもらえる？",
+        "Is there a coworking space near the station?",
+    ] * 20
+    plain = analyzer.FugashiAnalyzer()
+    plain._releasers = []  # never releases
+    expected = [plain.analyse(q) for q in questions]
+
+    monkeypatch.setattr(analyzer, "RELEASE_EVERY", 1)  # release after every parse
+    released = analyzer.FugashiAnalyzer()
+    assert len(released._releasers) == 2  # its own sys.dic and matrix.bin mappings
+    assert [released.analyse(q) for q in questions] == expected
+    assert released.without("空き家の解体に補助金は", {"解体"}) == plain.without(
+        "空き家の解体に補助金は", {"解体"}
+    )
