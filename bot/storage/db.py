@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+POOL_SIZE = 20
+
 
 def create_engine(url: str, *, root: Path | None = None, **kwargs: Any) -> AsyncEngine:
     """Build the process's one engine. SQLite gets WAL and a busy timeout so the web
@@ -43,6 +45,12 @@ def create_engine(url: str, *, root: Path | None = None, **kwargs: Any) -> Async
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # Kept open: an answering process runs 16 engine turns at once (inbox.CONCURRENCY) beside
+    # its claims, group commits and lease renewals. With SQLAlchemy's default of 5, the rest
+    # were overflow connections, closed on return and opened again for the next event: a
+    # PostgreSQL backend started per event cost more CPU and latency than the event itself
+    # (bench/answering.py, 97 -> 139 answers/s). Processes that need fewer never open them.
+    kwargs.setdefault("pool_size", POOL_SIZE)
     search_path = parsed.query.get("search_path")
     if isinstance(search_path, str):
         # asyncpg takes no search_path in the URL; let operators (and tests) name a schema.
