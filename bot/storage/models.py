@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -117,6 +127,9 @@ class UnansweredQuestion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+_OPEN = text("status IN ('accepted', 'processed')")  # inbox.OPEN
+
+
 class WebhookInbox(Base):
     """A platform event accepted at the webhook, kept until its replies have been sent.
 
@@ -128,8 +141,17 @@ class WebhookInbox(Base):
     __table_args__ = (
         UniqueConstraint("channel", "event_id", name="uq_webhook_inbox_channel_event"),
         Index("ix_webhook_inbox_status", "status", "received_at"),
-        # A person's earlier open events, looked up by every claim (keeps their order).
-        Index("ix_webhook_inbox_queue", "channel", "queue_key", "id"),
+        # Over the open rows only, so a claim does not walk past every row already sent
+        # (migration 0008): the oldest open rows, and a person's earlier open events (order).
+        Index("ix_webhook_inbox_open", "channel", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
+        Index(
+            "ix_webhook_inbox_open_queue",
+            "channel",
+            "queue_key",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
