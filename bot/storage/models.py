@@ -142,13 +142,21 @@ class WebhookInbox(Base):
         UniqueConstraint("channel", "event_id", name="uq_webhook_inbox_channel_event"),
         Index("ix_webhook_inbox_status", "status", "received_at"),
         # Over the open rows only, so a claim does not walk past every row already sent
-        # (migration 0008): the oldest open rows, and a person's earlier open events (order).
+        # (migration 0008): the oldest open rows, a person's earlier open events (order), and
+        # the rows held under a lease.
         Index("ix_webhook_inbox_open", "channel", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
         Index(
             "ix_webhook_inbox_open_queue",
             "channel",
             "queue_key",
             "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+        Index(
+            "ix_webhook_inbox_open_held",
+            "channel",
+            "claimed_until",
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),

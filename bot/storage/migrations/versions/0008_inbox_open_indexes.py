@@ -7,8 +7,10 @@ Create Date: 2026-11-24 23:00:00
 Every claim looks for open rows (accepted or processed) in id order and, for each, for an
 earlier open row of the same person. Through the whole-table indexes it walked past every
 row already sent, so claims grew slower as the inbox filled (4 ms with 1,500 sent rows,
-12 ms with 50,000, at ~12 events a claim). Partial indexes over the open rows only keep a
-claim at ~1 ms however many rows are kept; the old queue index served only this check.
+12 ms with 50,000), and the held rows (claimed_until in the future) were found by a scan of
+the whole table. Partial indexes over the open rows only, in id order, by person, and by
+lease, keep a claim at ~1 ms however many rows are kept; the old queue index served only
+this check.
 """
 
 from collections.abc import Sequence
@@ -36,10 +38,17 @@ def upgrade() -> None:
             postgresql_where=OPEN,
             sqlite_where=OPEN,
         )
+        batch_op.create_index(
+            "ix_webhook_inbox_open_held",
+            ["channel", "claimed_until"],
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_inbox_open_held")
         batch_op.drop_index("ix_webhook_inbox_open_queue")
         batch_op.drop_index("ix_webhook_inbox_open")
         batch_op.create_index(
