@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Reply
@@ -26,13 +27,19 @@ class OpenHandoff:
     person: Person
 
 
-async def open_for(session: AsyncSession, person_id: int) -> Handoff | None:
-    return await session.scalar(
-        select(Handoff)
+def latest_open(what: Any, person_id: Any) -> Select[Any]:
+    """`what` (the Handoff, or a column of it) of the person's newest open handoff."""
+    return (
+        select(what)
         .where(Handoff.person_id == person_id, Handoff.status.in_(OPEN))
         .order_by(Handoff.id.desc())
         .limit(1)
     )
+
+
+async def open_for(session: AsyncSession, person_id: int) -> Handoff | None:
+    handoff: Handoff | None = await session.scalar(latest_open(Handoff, person_id))
+    return handoff
 
 
 async def open_handoff(

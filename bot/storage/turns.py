@@ -9,32 +9,19 @@ trip): dedupe, find-or-create the person, read state and open handoff, write sta
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, bindparam, insert, select, update
+from sqlalchemy import Executable, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.storage.handoffs import OPEN
+from bot.storage.handoffs import latest_open
 from bot.storage.models import ConversationState, Handoff, InboundEvent, MessageLog, Person
-
-# A person's row as the engine creates it; the conflict keeps an existing person's values.
-NEW_PERSON = (
-    "channel",
-    "platform_user_id",
-    "language",
-    "language_chosen",
-    "audience",
-    "consent",
-    "reachable",
-    "created_at",
-    "last_seen_at",
-)
 
 
 @dataclass(frozen=True)
@@ -81,21 +68,8 @@ def _person(dialect: str, unfollow: bool) -> Executable:
     if not unfollow:  # any other event shows the person can be reached again
         seen["reachable"] = True
     stmt = stmt.on_conflict_do_update(index_elements=["channel", "platform_user_id"], set_=seen)
-    p = Person
-    return stmt.returning(  # type: ignore[no-any-return]
-        p.id, p.channel, p.platform_user_id, p.language, p.language_chosen, p.audience,
-        p.consent, p.reachable,
-    )  # fmt: skip
-
-
-def _open_handoff_id() -> ColumnElement[int | None]:
-    return (
-        select(Handoff.id)
-        .where(Handoff.person_id == bindparam("person_id"), Handoff.status.in_(OPEN))
-        .order_by(Handoff.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    columns = [Person.__table__.c[f.name] for f in fields(PersonRow)]
+    return stmt.returning(*columns)  # type: ignore[no-any-return]
 
 
 @cache
@@ -103,7 +77,7 @@ def _state_and_handoff() -> Executable:
     # From the person's row, so a person without a state row still gets the handoff id.
     c = ConversationState
     return (
-        select(c.data, c.version, _open_handoff_id())
+        select(c.data, c.version, latest_open(Handoff.id, bindparam("person_id")).scalar_subquery())
         .select_from(Person)
         .outerjoin(c, c.person_id == Person.id)
         .where(Person.id == bindparam("person_id"))
@@ -139,11 +113,11 @@ async def first_time(session: AsyncSession, channel: str, event_id: str, now: da
 
 
 async def person(session: AsyncSession, values: dict[str, Any], *, unfollow: bool) -> PersonRow:
-    """Find or create the person and mark them seen. On PostgreSQL the upsert also locks
-    their row until commit, so a person's concurrent events queue here instead of racing
-    (the state's version still catches anything that slips past; SQLite has one writer)."""
-    params = {key: values[key] for key in NEW_PERSON}
-    row = (await session.execute(_person(_dialect(session), unfollow), params)).one()
+    """Find the person, or create them with `values` (every column but the id), and mark
+    them seen. On PostgreSQL the upsert also locks their row until commit, so a person's
+    concurrent events queue here instead of racing (the state's version still catches
+    anything that slips past; SQLite has one writer)."""
+    row = (await session.execute(_person(_dialect(session), unfollow), values)).one()
     return PersonRow(*row)
 
 

@@ -300,7 +300,7 @@ class Retriever:
             uncovered=uncovered,
             idf=self._lem_qa.idf,
             max_idf=self._lem_qa.max_idf,
-            fuzzy_top=self._fuzzy.best_for(q.text, self._units_of[int(order[0])]),
+            fuzzy_top=self._fuzzy.best_for(q.text, self._units_of[best]),
             dense_keys=list(keys),
         )
         feats.update(self._sound_coverage(q, best, kana=feats["q_kana_only"] > 0))

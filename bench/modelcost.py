@@ -1,8 +1,8 @@
 """What one query costs each sentence encoder, on one thread, and whether the lean loading
 changes any number. Not used by the bot: a measurement for bench/README.md.
 
-    .venv/bin/python -m faq.retrieval.modelcost [--queries FILE ...] [--rounds 2]
-    .venv/bin/python -m faq.retrieval.modelcost --matchers [--localgovfaq /tmp/localgovfaq]
+    .venv/bin/python bench/modelcost.py [--queries FILE ...] [--rounds 2]
+    .venv/bin/python bench/modelcost.py --matchers [--localgovfaq /tmp/localgovfaq]
 
 FILE is a .jsonl with a "q" field (bench/data/faq_queries.jsonl, the default) or a .json
 object of id -> text (localgovFAQ's queries.json). For each query set it reports the CPU time
@@ -38,7 +38,9 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from .dense import E5Encoder, USEEncoder  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from faq.retrieval.dense import E5Encoder, USEEncoder  # noqa: E402
 
 
 def load_queries(path: Path) -> list[str]:
@@ -169,7 +171,7 @@ def matchers(localgovfaq: Path | None) -> None:
         return
     sys.path.insert(0, str(root / "bench"))
     lgf: Any = importlib.import_module("localgovfaq")
-    from .cascade import Cascade
+    from faq.retrieval.cascade import Cascade
 
     docs, queries, _ = lgf.load(localgovfaq)
     r = lgf.Retriever.build(docs, cache_dir=root / "var/bench-cache/localgovfaq", dense="auto")
