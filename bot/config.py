@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 Language = Literal["ja", "en"]
 LANGUAGES: tuple[Language, ...] = ("ja", "en")
+Audience = Literal["resident", "company"]
 
 
 class ConfigError(Exception):
@@ -39,9 +40,25 @@ class CitySettings(_Section):
     contact: Localized
 
 
+class ChannelAudiences(_Section):
+    """Who a person first seen on each channel is taken to be (announcement segments; the
+    sign-up form's company or individual tours): the sample city invites residents on LINE and
+    companies on Telegram, but another city may run it the other way round."""
+
+    line: Audience = "resident"
+    telegram: Audience = "company"
+    web: Audience = "resident"
+    console: Audience = "resident"
+
+    def of(self, channel: str) -> Audience:
+        audience: Audience = getattr(self, channel, "resident")
+        return audience
+
+
 class BotSettings(_Section):
     default_language: Language = "ja"
     timezone: str = "Asia/Tokyo"
+    audience: ChannelAudiences = ChannelAudiences()
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import metrics
+from bot.config import ChannelAudiences
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
 from bot.storage import handoffs, turns
 from bot.storage.bookings import BookingPolicy, SqlTourDesk
@@ -56,6 +57,7 @@ class Engine:
         policy: BookingPolicy,
         *,
         default_language: str = "ja",
+        audiences: ChannelAudiences | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.sessions = sessions
@@ -63,6 +65,7 @@ class Engine:
         self.intents = list(intents)
         self.policy = policy
         self.default_language = default_language
+        self.audiences = audiences or ChannelAudiences()
         self.clock = clock
 
     @metrics.timed_handle
@@ -181,7 +184,7 @@ class Engine:
             "platform_user_id": incoming.user_id,
             "language": hint if hint in ("ja", "en") else self.default_language,
             "language_chosen": False,
-            "audience": "company" if incoming.channel == "telegram" else "resident",
+            "audience": self.audiences.of(incoming.channel),
             "consent": False,
             "reachable": True,
             "created_at": now,

@@ -123,6 +123,7 @@ async def build_runtime(
         default_intents(),
         policy,
         default_language=settings.bot.default_language,
+        audiences=settings.bot.audience,
         clock=clock,
     )
     return Runtime(

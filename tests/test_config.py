@@ -73,3 +73,14 @@ def test_secrets_come_from_environment_and_never_print() -> None:
     token = settings.secrets.line_channel_access_token
     assert token is not None and token.get_secret_value() == "tok-SECRET-123"
     assert "tok-SECRET-123" not in repr(settings) and "tok-SECRET-123" not in str(settings)
+
+
+def test_channel_audience_typo_and_bad_value_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    path.write_text(text.replace('telegram = "company"', 'telegam = "company"'), "utf-8")
+    with pytest.raises(ConfigError, match=r"bot\.audience\.telegam: unknown key"):
+        load_settings(path, environ={})
+    path.write_text(text.replace('telegram = "company"', 'telegram = "companies"'), "utf-8")
+    with pytest.raises(ConfigError, match=r"bot\.audience\.telegram: expected .*'resident'"):
+        load_settings(path, environ={})

@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from bot.channels.fake import FakeChannel
+from bot.config import ChannelAudiences
 from bot.messages import EventKind
 from bot.runtime import Runtime, build_runtime
 from bot.storage.models import ConversationState, MessageLog, Person, UnansweredQuestion
@@ -180,3 +181,23 @@ async def test_two_people_are_independent(runtime: Runtime) -> None:
     await alice.say("English")
     replies = await bob.say("メニュー")
     assert "知りたいこと" in texts(replies)
+
+
+async def test_a_new_persons_audience_comes_from_the_channel_setting(
+    settings, clock, faq_library
+) -> None:
+    # This city invites companies on LINE too: its operator says so in config.toml.
+    audiences = ChannelAudiences(line="company", telegram="company")
+    custom = settings.model_copy(
+        update={"bot": settings.bot.model_copy(update={"audience": audiences})}
+    )
+    rt = await build_runtime(custom, clock=clock, migrate_schema=True, library=faq_library)
+    try:
+        for channel, user in (("line", "U1"), ("web", "W1"), ("telegram", "T1")):
+            await FakeChannel(rt.engine, user_id=user, channel=channel).follow()
+        async with rt.sessions() as s:
+            rows = (await s.execute(select(Person.channel, Person.audience))).all()
+        found = {row.channel: row.audience for row in rows}
+        assert found == {"line": "company", "web": "resident", "telegram": "company"}
+    finally:
+        await rt.aclose()
