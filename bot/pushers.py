@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,11 @@ from bot.pacing import Pace
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# python-telegram-bot 22 is moving RetryAfter.retry_after from seconds to a timedelta and warns
+# on every read until a program opts in; _seconds() takes either, so opt in (PTB's documented
+# switch, read when the attribute is read) and the next major version changes nothing here.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 Sleep = Callable[[float], Awaitable[None]]
 
