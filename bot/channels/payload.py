@@ -7,15 +7,28 @@ what got a 5xx for ever, and a stored event that fails on every retry is no bett
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError("a number too large for JSON")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def load_storable(raw: bytes | str) -> Any:
     """The parsed JSON body. ValueError (a 400 for the caller) when it is not JSON, nests
     deeper than the parser takes, or holds lone surrogates (no UTF-8 for the database,
-    and the analyser raises on them)."""
+    and the analyser raises on them). NaN, Infinity and numbers that overflow to it are
+    refused too: Python's parser takes them, PostgreSQL's JSON does not."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
         json.dumps(data, ensure_ascii=False).encode()  # UnicodeEncodeError: lone surrogate
     except RecursionError as exc:  # [[[[... thousands deep
         raise ValueError("JSON nested too deep") from exc

@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,13 +109,13 @@ class Live:
 
 @contextmanager
 def live_app(
-    tmp_path: Path,
+    database_url: str,
     fake: FakePlatform,
     clock: Clock,
     faq_library: FaqLibrary,
     caplog: pytest.LogCaptureFixture,
 ) -> Iterator[Live]:
-    settings_ = platform_settings(f"sqlite+aiosqlite:///{tmp_path / 'hostile.sqlite3'}", fake)
+    settings_ = platform_settings(database_url, fake)
     app = create_app(settings_, clock=clock, migrate_schema=True, library=faq_library)
     caplog.set_level(logging.INFO)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -125,13 +124,15 @@ def live_app(
 
 @pytest.fixture
 def live(
-    tmp_path: Path,
+    database_url: str,
     fake: FakePlatform,
     clock: Clock,
     faq_library: FaqLibrary,
     caplog: pytest.LogCaptureFixture,
 ) -> Iterator[Live]:
-    with live_app(tmp_path, fake, clock, faq_library, caplog) as app:
+    """The app on a fresh SQLite file and on a PostgreSQL schema of its own (skipped, with
+    the reason, where no server answers)."""
+    with live_app(database_url, fake, clock, faq_library, caplog) as app:
         yield app
 
 

@@ -61,3 +61,23 @@ async def test_a_deeply_nested_field_with_a_nul_is_still_accepted(
     assert res.status_code == 200
     [sent] = fake.line_sends()
     assert faq_probe.answer in sent.body["messages"][0]["text"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999"])
+async def test_a_number_json_cannot_hold_is_a_400_not_a_503_for_ever(
+    platform_app_any_db: Running, fake: FakePlatform, clock: Clock, number: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    # Python's parser reads NaN and Infinity; PostgreSQL's JSON refuses them, so a signed body
+    # holding one was a 503 on every redelivery there (found by the hostile-input tests).
+    body = line_body(line_event("text_message", clock)).replace(
+        b'"events"', b'"x": %s, "events"' % number.encode()
+    )
+    with caplog.at_level(logging.ERROR):
+        res = await platform_app_any_db.post_line(body)
+        await platform_app_any_db.drain()
+    assert res.status_code == 400
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    async with platform_app_any_db.line.inbox.sessions() as session:
+        assert list(await session.scalars(select(WebhookInbox.status))) == []
+    assert fake.line_sends() == []
