@@ -15,6 +15,7 @@ keyed by the model file and the runtime's version."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .uselean import release_pages
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 META = "\u2581"  # SentencePiece's metaspace
@@ -270,6 +273,12 @@ def build_graph(model: E5Model, four_bit: frozenset[str] = frozenset()) -> Any:
         bias = const(f"l{layer}.{part}.b", model.f32(f"l{layer}.{part}.b").copy())
         return op("Add", [op("MatMul", [x, w]), bias])
 
+    def residual_norm(x: str, y: str, norm: str) -> str:
+        """LayerNorm(x + y), the post-norm residual of every BERT sub-layer."""
+        w = const(f"{norm}.w", model.f32(f"{norm}.w").copy())
+        b = const(f"{norm}.b", model.f32(f"{norm}.b").copy())
+        return op("LayerNormalization", [op("Add", [x, y]), w, b], axis=-1, epsilon=model.eps)
+
     heads = const("heads", np.array([-1, NH, hd], dtype=np.int64))
     flat = const("flat", np.array([-1, H], dtype=np.int64))
     scale = const("scale", np.array(1.0 / np.sqrt(hd), dtype=np.float32))
@@ -280,21 +289,9 @@ def build_graph(model: E5Model, four_bit: frozenset[str] = frozenset()) -> Any:
         v = op("Transpose", [op("Reshape", [linear(x, i, "v", H, H), heads])], perm=[1, 0, 2])
         att = op("Softmax", [op("Mul", [op("MatMul", [q, k]), scale])], axis=-1)
         ctx = op("Reshape", [op("Transpose", [op("MatMul", [att, v])], perm=[1, 0, 2]), flat])
-        x = op(
-            "LayerNormalization",
-            [op("Add", [x, linear(ctx, i, "ao", H, H)]),
-             const(f"l{i}.aln.w", model.f32(f"l{i}.aln.w").copy()),
-             const(f"l{i}.aln.b", model.f32(f"l{i}.aln.b").copy())],
-            axis=-1, epsilon=model.eps,
-        )  # fmt: skip
+        x = residual_norm(x, linear(ctx, i, "ao", H, H), f"l{i}.aln")
         mid = op("Gelu", [linear(x, i, "fi", FF, H)], "com.microsoft")
-        x = op(
-            "LayerNormalization",
-            [op("Add", [x, linear(mid, i, "fo", H, FF)]),
-             const(f"l{i}.oln.w", model.f32(f"l{i}.oln.w").copy()),
-             const(f"l{i}.oln.b", model.f32(f"l{i}.oln.b").copy())],
-            axis=-1, epsilon=model.eps,
-        )  # fmt: skip
+        x = residual_norm(x, linear(mid, i, "fo", H, FF), f"l{i}.oln")
     nodes.append(helper.make_node("ReduceMean", [x, const("axis0", np.array([0]))], ["y"],
                                   keepdims=0))  # fmt: skip
     graph = helper.make_graph(
@@ -307,6 +304,12 @@ def build_graph(model: E5Model, four_bit: frozenset[str] = frozenset()) -> Any:
     return helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
     )
+
+
+def _not_quantizer_chatter(record: logging.LogRecord) -> bool:
+    """onnxruntime's quantizer logs on the root logger: advice for image models and a line per
+    tensor (60 of them). None of it is for an operator."""
+    return "onnxruntime" not in record.pathname
 
 
 def quantize(model: E5Model, target: Path) -> None:
@@ -322,17 +325,23 @@ def quantize(model: E5Model, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    log.info("faq.retrieval: building e5's 8-bit onnxruntime graph once, into %s", target)
     graph = build_graph(model, FOUR_BIT)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        plain = Path(tmp) / "e5-float32.onnx"
-        onnx.save(graph, plain)
-        partial = Path(tmp) / "e5-int8.onnx"
-        quantize_dynamic(
-            plain, partial, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )  # fmt: skip
-        partial.replace(target)  # atomic: another process never reads half a file
+    root = logging.getLogger()
+    root.addFilter(_not_quantizer_chatter)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            plain = Path(tmp) / "e5-float32.onnx"
+            onnx.save(graph, plain)
+            partial = Path(tmp) / "e5-int8.onnx"
+            quantize_dynamic(
+                plain, partial, weight_type=QuantType.QInt8, per_channel=True,
+                reduce_range=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )  # fmt: skip
+            partial.replace(target)  # atomic: another process never reads half a file
+    finally:
+        root.removeFilter(_not_quantizer_chatter)
 
 
 class OnnxE5:
