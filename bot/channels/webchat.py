@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from bot.announcements import take_web_replies
 from bot.channels.payload import load_storable
 from bot.engine import Engine
 from bot.messages import EventKind, Incoming, reply_to_dict
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "web"
 COOKIE = "iju_chat"
@@ -79,7 +82,15 @@ class WebChat:
                 "text か postback を文字列で送ってください。",
                 "Send a JSON object with a string 'text' or 'postback'.",
             )
-        replies = await self.engine.handle(incoming)
+        try:
+            replies = await self.engine.handle(incoming)
+        except Exception as exc:  # the database is down: an answer the page can show, not a 500
+            log.error("web chat: could not answer (%s)", type(exc).__name__)
+            return _error(
+                503,
+                "ただいま応答できません。少し時間をおいて、もう一度送ってください。",
+                "The chat cannot answer right now. Please try again in a moment.",
+            )
         response = JSONResponse({"replies": [reply_to_dict(r) for r in replies]})
         return _with_cookie(response, token) if new else response
 
@@ -88,7 +99,10 @@ class WebChat:
         if not isinstance(data, dict):
             return None
         text, postback, event_id = data.get("text"), data.get("postback"), data.get("id")
-        if event_id is not None and not (isinstance(event_id, str) and 0 < len(event_id) <= 64):
+        # printable: the id is stored for the double-submit check, and PostgreSQL refuses NUL
+        if event_id is not None and not (
+            isinstance(event_id, str) and 0 < len(event_id) <= 64 and event_id.isprintable()
+        ):
             return None
         common: dict[str, Any] = {
             "channel": CHANNEL,

@@ -43,8 +43,10 @@ def test_open_event_gets_welcome(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"", b"[1, 2]", b'"text"', b'{"text": 5}', b'{"text": null}', b"\xff\xfe"],
-)
+    [b"{not json", b"", b"[1, 2]", b'"text"', b'{"text": 5}', b'{"text": null}', b"\xff\xfe",
+     # an id that cannot be stored (PostgreSQL refuses NUL): found by the hostile-input tests
+     b'{"text": "hi", "id": "\\u0000"}', b'{"text": "hi", "id": "a\\nb"}'],
+)  # fmt: skip
 def test_malformed_bodies_get_a_clear_400(client: TestClient, body: bytes) -> None:
     res = client.post("/api/chat", content=body, headers={"content-type": "application/json"})
     assert res.status_code == 400
@@ -94,3 +96,18 @@ def test_staff_messages_reach_the_web_chat_on_its_next_poll(client: TestClient) 
     first = client.get("/api/chat/updates").json()["replies"]
     assert [r["text"] for r in first] == ["担当の佐藤です。"]
     assert client.get("/api/chat/updates").json()["replies"] == []  # delivered once
+
+
+def test_a_database_failure_is_a_message_the_page_can_show(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(client.app.state.runtime.engine, "handle", down)  # type: ignore[attr-defined]
+    res = client.post("/api/chat", json={"text": "空き家バンクについて教えて"})
+    assert res.status_code == 503
+    assert res.json()["error"]["ja"].startswith("ただいま応答できません")
+    assert "Traceback" not in res.text and "OperationalError" not in res.text
