@@ -51,7 +51,10 @@ class ChannelAudiences(_Section):
     console: Audience = "resident"
 
     def of(self, channel: str) -> Audience:
-        audience: Audience = getattr(self, channel, "resident")
+        """The channel's audience; a channel with no setting (tests' fakes) is residents'."""
+        if channel not in type(self).model_fields:  # not getattr alone: "of" is an attribute
+            return "resident"
+        audience: Audience = getattr(self, channel)
         return audience
 
 

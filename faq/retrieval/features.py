@@ -35,7 +35,10 @@ def _uncovered(
 
 
 def soft_uncovered_words(terms: Sequence[str], top: frozenset[str], text: str) -> list[str]:
-    """The query words the top entry does not contain, even softly (see _soft_uncovered)."""
+    """The query words the top entry does not contain, even softly: a word also counts as
+    contained when the entry's text holds one of its character bigrams (幼稚圏 -> 幼稚園, a
+    typo) or, for an English word, a close spelling (cowrking). What stays is what a near miss
+    adds: 解体 in 「空き家の解体に補助金は？」, 泉質 in 「温泉の泉質は？」."""
     out = []
     for t in dict.fromkeys(terms):
         if t in top:
@@ -52,11 +55,8 @@ def soft_uncovered_words(terms: Sequence[str], top: frozenset[str], text: str) -
 def _soft_uncovered(
     uncovered: Sequence[str], terms: Sequence[str], idf: Mapping[str, float], max_idf: float
 ) -> tuple[float, float]:
-    """Like _uncovered, but a query word also counts as covered when the top entry's text
-    contains one of its character bigrams (幼稚圏 -> 幼稚園, a typo) or, for an English word,
-    a close spelling (cowrking). What stays uncovered is what a near miss adds: 解体 in
-    「空き家の解体に補助金は？」, 泉質 in 「温泉の泉質は？」. Returns the idf-weighted share
-    and the highest idf (over max_idf) among those words."""
+    """Like _uncovered, over the words soft_uncovered_words() left: the idf-weighted share of
+    the query they make up, and the highest idf among them (over max_idf)."""
     total = sum(idf.get(t, max_idf) for t in set(terms))
     if total <= 0:
         return 0.0, 0.0

