@@ -25,7 +25,7 @@ from bot.storage.models import (
     UnansweredQuestion,
 )
 from faq.matcher import MatchResult
-from faq.normalize import clean, detect_language, fold, printable
+from faq.normalize import clean, clear_language, detect_language, fold, printable
 from intents.base import Intent, Outcome, Profile, Services, Turn
 
 __all__ = ["Choice", "Engine", "EventKind", "Incoming", "Link", "RepliesHook", "Reply"]
@@ -195,8 +195,12 @@ class Engine:
     def _language(self, person: turns.PersonRow, text: str, state: dict[str, Any]) -> str:
         # Inside a form, answers such as e-mail addresses or romaji names say nothing about
         # the language the person reads.
-        if person.language_chosen or state.get("form"):
+        if state.get("form"):
             return person.language
+        if person.language_chosen:
+            # A question clearly in the other language is answered in it (the intents offer
+            # to switch); a lone "OK" or "Wi-Fi" is not clear enough to leave the chosen one.
+            return clear_language(text) or person.language
         return detect_language(text) or person.language
 
     @staticmethod

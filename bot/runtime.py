@@ -22,6 +22,7 @@ from faq.matcher import FaqMatcher
 from intents.base import Services
 from intents.i18n import Catalog
 from intents.registry import default_intents
+from intents.understanding import CommandBook
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ async def build_runtime(
             privacy_notice=settings.signup.privacy_notice.model_dump(),
             suggestions=settings.faq.suggestions,
             resume_after_hours=settings.signup.resume_after_hours,
+            commands=CommandBook(cache_dir=settings.path(settings.faq.cache_dir)),
         )
+        # Index the commands now, not on the first person's message.
+        services.commands.understander(services.matcher)
         policy = booking_policy(settings, catalog)
     except BaseException:
         await db.dispose()

@@ -43,3 +43,15 @@ def detect_language(text: str) -> str | None:
     if "@" not in text and _LATIN_WORD.search(text):
         return "en"
     return None
+
+
+def clear_language(text: str) -> str | None:
+    """Like detect_language, but only when the text is plainly one language: some Japanese
+    (kana or kanji, at least two characters), or at least two English words and no Japanese.
+    A lone "OK", "Wi-Fi" or a name in Latin letters decides nothing."""
+    japanese = len(_JAPANESE.findall(text))
+    if japanese >= 2:
+        return "ja"
+    if japanese == 0 and "@" not in text and len(_LATIN_WORD.findall(text)) >= 2:
+        return "en"
+    return None

@@ -15,6 +15,7 @@ from faq.matcher import FaqMatcher, MatchResult
 from faq.normalize import fold
 from intents.i18n import Catalog
 from intents.ports import TourDesk
+from intents.understanding import NOTHING, CommandBook, Understanding
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Services:
     contact: Mapping[str, str]
     tz: tzinfo
     privacy_notice: Mapping[str, str]
+    # The bot's commands (commands.toml), understood with the FAQ matcher's models.
+    commands: CommandBook = field(default_factory=CommandBook)
     suggestions: int = 3
     resume_after_hours: int = 24
 
@@ -67,6 +70,23 @@ class Turn:
     def faq(self) -> MatchResult:
         """The FAQ match for this message, computed at most once per turn."""
         return self.services.matcher.match(self.text, top=max(5, self.services.suggestions))
+
+    @cached_property
+    def understood(self) -> Understanding:
+        """What the person meant by this text: a command, an FAQ entry, or neither."""
+        if not self.is_text or not self.folded:
+            return NOTHING
+        understander = self.services.commands.understander(self.services.matcher)
+        return understander.understand(self.text, lambda: self.faq)
+
+    @cached_property
+    def command(self) -> str | None:
+        """What the person asked the bot to do: a button's value, or the action of a command
+        understood from their words (the same value the command's button would send)."""
+        if self.postback is not None:
+            return self.postback
+        meant = self.understood.command
+        return meant.action if meant is not None else None
 
     @property
     def is_text(self) -> bool:

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from bot.messages import Choice, Reply
-from intents.base import Outcome, Turn, keyword_set
-from intents.notices import tour_label
-from intents.ports import Booked
-
-LIST = keyword_set(
-    "予約確認",
-    "予約の確認",
-    "申込確認",
-    "申込みを確認",
-    "申し込みの確認",
-    "予約",
-    "my bookings",
-    "my booking",
-    "bookings",
-    "my sign-ups",
-    "my signups",
-)
+from intents.base import Outcome, Turn
+from intents.notices import short_label, tour_label
+from intents.ports import Booked, SignupView
 
 
 def _id(value: str, prefix: str) -> int | None:
@@ -31,18 +17,20 @@ class MyBookings:
     name = "bookings"
 
     def claims(self, turn: Turn) -> bool:
-        if turn.postback is not None:
-            return turn.postback.startswith("booking:")
-        return turn.is_text and turn.folded in LIST
+        return (turn.command or "").startswith("booking:")
 
     async def respond(self, turn: Turn) -> Outcome:
-        pb = turn.postback or "booking:list"
+        pb = turn.command or "booking:list"
+        if pb == "booking:cancel-any":
+            return await cancel_any(turn, await turn.desk.my_signups())
+        if pb == "booking:move-any":
+            return await move_any(turn, await turn.desk.my_signups())
         if pb.startswith("booking:attend:") and (sid := _id(pb, "booking:attend:")) is not None:
             signup = await turn.desk.mark_attending(sid)
             key = "bookings.attending" if signup else "bookings.not_found"
             return Outcome([Reply(turn.say(key), choices=(turn.menu_choice(),))])
         if pb.startswith("booking:cancel:") and (sid := _id(pb, "booking:cancel:")) is not None:
-            return await self._ask_cancel(turn, sid)
+            return await ask_cancel(turn, sid)
         if (
             pb.startswith("booking:cancel-yes:")
             and (sid := _id(pb, "booking:cancel-yes:")) is not None
@@ -51,7 +39,7 @@ class MyBookings:
             key = "bookings.cancelled" if cancelled else "bookings.not_found"
             return Outcome([Reply(turn.say(key, id=sid), choices=(turn.menu_choice(),))])
         if pb.startswith("booking:move:") and (sid := _id(pb, "booking:move:")) is not None:
-            return await self._choose_date(turn, sid)
+            return await choose_date(turn, sid)
         if pb.startswith("booking:moveto:"):
             sid_s, _, tour_s = pb.removeprefix("booking:moveto:").partition(":")
             if sid_s.isdigit() and tour_s.isdigit():
@@ -74,41 +62,6 @@ class MyBookings:
             )
         return Outcome([Reply("\n".join(lines), choices=(*choices[:12], turn.menu_choice()))])
 
-    async def _ask_cancel(self, turn: Turn, signup_id: int) -> Outcome:
-        mine = {s.id: s for s in await turn.desk.my_signups()}
-        signup = mine.get(signup_id)
-        if signup is None:
-            return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
-        tour = tour_label(signup.tour, turn.services.tz, turn.lang)
-        options = (
-            Choice(turn.say("signup.yes_no.yes"), f"booking:cancel-yes:{signup_id}"),
-            Choice(turn.say("signup.yes_no.no"), "booking:list"),
-        )
-        return Outcome(
-            [Reply(turn.say("bookings.confirm_cancel", id=signup_id, tour=tour), choices=options)]
-        )
-
-    async def _choose_date(self, turn: Turn, signup_id: int) -> Outcome:
-        mine = {s.id: s for s in await turn.desk.my_signups()}
-        signup = mine.get(signup_id)
-        if signup is None:
-            return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
-        tours = [
-            t for t in await turn.desk.open_tours((signup.tour.kind,)) if t.id != signup.tour.id
-        ]
-        if not tours:
-            return Outcome([Reply(turn.say("signup.no_tours"), choices=(turn.menu_choice(),))])
-        choices = tuple(
-            Choice(
-                tour_label(t, turn.services.tz, turn.lang)[:40],
-                f"booking:moveto:{signup_id}:{t.id}",
-            )
-            for t in tours[:10]
-        )
-        return Outcome(
-            [Reply(turn.say("bookings.choose_new_date"), choices=(*choices, turn.menu_choice()))]
-        )
-
     async def _move(self, turn: Turn, signup_id: int, tour_id: int) -> Outcome:
         result = await turn.desk.move_signup(signup_id, tour_id)
         if result.outcome in (Booked.CONFIRMED, Booked.ALREADY) and result.signup is not None:
@@ -128,3 +81,70 @@ class MyBookings:
             # Moving does not join a waiting list: keep the current seat and say so.
             return Outcome([Reply(turn.say("signup.closed"), choices=(turn.menu_choice(),))])
         return Outcome([Reply(turn.say(key), choices=(turn.menu_choice(),))])
+
+
+async def ask_cancel(turn: Turn, signup_id: int) -> Outcome:
+    mine = {s.id: s for s in await turn.desk.my_signups()}
+    signup = mine.get(signup_id)
+    if signup is None:
+        return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
+    tour = tour_label(signup.tour, turn.services.tz, turn.lang)
+    options = (
+        Choice(turn.say("signup.yes_no.yes"), f"booking:cancel-yes:{signup_id}"),
+        Choice(turn.say("signup.yes_no.no"), "booking:list"),
+    )
+    return Outcome(
+        [Reply(turn.say("bookings.confirm_cancel", id=signup_id, tour=tour), choices=options)]
+    )
+
+
+async def choose_date(turn: Turn, signup_id: int) -> Outcome:
+    mine = {s.id: s for s in await turn.desk.my_signups()}
+    signup = mine.get(signup_id)
+    if signup is None:
+        return Outcome([Reply(turn.say("bookings.not_found"), choices=(turn.menu_choice(),))])
+    tours = [t for t in await turn.desk.open_tours((signup.tour.kind,)) if t.id != signup.tour.id]
+    if not tours:
+        return Outcome([Reply(turn.say("signup.no_tours"), choices=(turn.menu_choice(),))])
+    choices = tuple(
+        Choice(
+            short_label(t, turn.services.tz, turn.lang),
+            f"booking:moveto:{signup_id}:{t.id}",
+        )
+        for t in tours[:10]
+    )
+    return Outcome(
+        [Reply(turn.say("bookings.choose_new_date"), choices=(*choices, turn.menu_choice()))]
+    )
+
+
+async def cancel_any(turn: Turn, signups: list[SignupView]) -> Outcome:
+    """「予約をキャンセルしたい」 in any wording: with one booking, confirm it; with several,
+    ask which; with none, say so and offer to sign up."""
+    if len(signups) == 1:
+        return await ask_cancel(turn, signups[0].id)
+    return _which(turn, signups, "cancel")
+
+
+async def move_any(turn: Turn, signups: list[SignupView]) -> Outcome:
+    if len(signups) == 1:
+        return await choose_date(turn, signups[0].id)
+    return _which(turn, signups, "move")
+
+
+def _which(turn: Turn, signups: list[SignupView], action: str) -> Outcome:
+    if not signups:
+        signup = Choice(turn.say("signup.btn.signup"), "signup:start")
+        return Outcome(
+            [Reply(turn.say("bookings.none_offer_signup"), choices=(signup, turn.menu_choice()))]
+        )
+    lines = [turn.say(f"bookings.which_{action}")]
+    choices = []
+    for s in signups[:10]:
+        tour = tour_label(s.tour, turn.services.tz, turn.lang)
+        status = turn.say(f"bookings.status.{s.status}")
+        lines.append(turn.say("bookings.item", id=s.id, tour=tour, status=status))
+        choices.append(
+            Choice(turn.say(f"bookings.btn.{action}", id=s.id), f"booking:{action}:{s.id}")
+        )
+    return Outcome([Reply("\n".join(lines), choices=(*choices, turn.menu_choice()))])

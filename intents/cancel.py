@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from bot.messages import Reply
+from bot.messages import Choice, Reply
 from intents.base import Outcome, Turn, keyword_set
+from intents.bookings import cancel_any
 
+# Exact words that drop a half-filled form at once (and the form's own 「やめる」 button).
 CANCEL = keyword_set(
     "やめる",
     "やめます",
@@ -23,9 +25,24 @@ class Cancel:
     name = "cancel"
 
     def claims(self, turn: Turn) -> bool:
-        return turn.postback == "cancel" or (turn.is_text and turn.folded in CANCEL)
+        if turn.command in ("cancel", "form:abandon"):
+            return True
+        return turn.is_text and turn.folded in CANCEL
 
-    def respond(self, turn: Turn) -> Outcome:
+    async def respond(self, turn: Turn) -> Outcome:
         busy = bool(turn.state.get("form"))
+        if turn.command == "form:abandon" and busy:
+            # Understood from free words rather than the button: ask before throwing it away.
+            options = (
+                Choice(turn.say("form_abandon_btn.yes"), "cancel"),
+                Choice(turn.say("signup.btn.continue"), "form:continue"),
+            )
+            return Outcome([Reply(turn.say("form_abandon_confirm"), choices=options)])
+        if not busy and turn.is_text:
+            # 「キャンセル」 typed with no form open: the FAQ tells people to send it to cancel
+            # a booking.
+            bookings = await turn.desk.my_signups()
+            if bookings:
+                return await cancel_any(turn, bookings)
         text = turn.say("cancelled" if busy else "nothing_to_cancel")
         return Outcome([Reply(text, choices=turn.topic_choices())], state={})

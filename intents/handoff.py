@@ -5,24 +5,6 @@ from __future__ import annotations
 from bot.messages import Choice, Reply
 from intents.base import Outcome, Turn, keyword_set
 
-REQUEST = keyword_set(
-    "担当者と話したい",
-    "担当者と話す",
-    "担当者",
-    "人と話したい",
-    "職員と話したい",
-    "オペレーター",
-    "有人対応",
-    "電話で相談したい",
-    "talk to a person",
-    "talk to staff",
-    "human",
-    "staff",
-    "operator",
-    "a person",
-    "talk to a human",
-    "speak to a person",
-)
 BACK_TO_BOT = keyword_set("ボットに戻る", "自動応答に戻る", "back to bot", "return to bot", "bot")
 # After this many questions in a row without an answer, the bot offers a person.
 MISSES_BEFORE_OFFER = 2
@@ -36,12 +18,11 @@ class RequestPerson:
     name = "handoff"
 
     def claims(self, turn: Turn) -> bool:
-        if turn.postback is not None:
-            return turn.postback == "handoff:request"
-        return turn.is_text and turn.folded in REQUEST
+        return turn.command == "handoff:request"
 
     def respond(self, turn: Turn) -> Outcome:
-        state = {k: v for k, v in turn.state.items() if k not in ("form", "misses")}
+        # A half-filled form stays: when staff hand the conversation back, it goes on.
+        state = {k: v for k, v in turn.state.items() if k != "misses"}
         reason = (
             "unanswered" if int(turn.state.get("misses", 0)) >= MISSES_BEFORE_OFFER else "asked"
         )

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from bot.messages import Choice, Reply
-from intents.base import Outcome, Turn, keyword_set
+from intents.base import Outcome, Turn
 
-TO_ENGLISH = keyword_set("English", "英語", "えいご", "eigo", "in english", "english please")
-TO_JAPANESE = keyword_set("日本語", "にほんご", "Japanese", "nihongo", "ja")
-ASK = keyword_set("/lang", "language", "言語", "lang")
+SWITCHES = {"lang:ja": "ja", "lang:en": "en"}
+
+
+def switch_choice(turn: Turn, target: str) -> Choice:
+    """A button that makes `target` the person's language from now on."""
+    label = turn.services.catalog.text("language_switch", target)
+    return Choice(label, f"lang:{target}")
 
 
 class LanguageSwitch:
     name = "language"
 
     def claims(self, turn: Turn) -> bool:
-        if turn.postback in ("lang:ja", "lang:en", "lang"):
-            return True
-        return turn.is_text and turn.folded in TO_ENGLISH | TO_JAPANESE | ASK
+        return turn.command in (*SWITCHES, "lang")
 
     def respond(self, turn: Turn) -> Outcome:
-        target = self._target(turn)
+        target = SWITCHES.get(turn.command or "")
         if target is None:
             return Outcome(
                 [
@@ -35,13 +37,3 @@ class LanguageSwitch:
             [Reply(text, choices=(menu,))],
             profile={"language": target, "language_chosen": True},
         )
-
-    @staticmethod
-    def _target(turn: Turn) -> str | None:
-        if turn.postback in ("lang:ja", "lang:en"):
-            return turn.postback.split(":", 1)[1]
-        if turn.folded in TO_ENGLISH:
-            return "en"
-        if turn.folded in TO_JAPANESE:
-            return "ja"
-        return None

@@ -31,6 +31,13 @@ def tour_label(tour: TourView, tz: tzinfo, lang: str) -> str:
     return f"{tour.title_in(lang)} {tour_dates(tour, tz, lang)}"
 
 
+def short_label(tour: TourView, tz: tzinfo, lang: str) -> str:
+    """A button label for a tour: its start date and the title's beginning, short enough for
+    every platform's buttons (LINE's quick replies take 20 characters)."""
+    local = tour.starts_at.astimezone(tz)
+    return f"{local.month}/{local.day} {tour.title_in(lang)}"[:20]
+
+
 def reminder(
     catalog: Catalog, tour: TourView, signup: SignupView, lang: str, tz: tzinfo, now: datetime
 ) -> list[Reply]:

@@ -5,35 +5,23 @@ from __future__ import annotations
 import json
 
 from bot.messages import Choice, Reply
-from intents.base import Outcome, Turn, keyword_set
-
-SHOW = keyword_set("私のデータ", "わたしのデータ", "自分のデータ", "my data", "show my data")
-DELETE = keyword_set(
-    "データを削除",
-    "データ削除",
-    "私のデータを削除",
-    "個人情報を削除",
-    "delete my data",
-    "erase my data",
-)
+from intents.base import Outcome, Turn
 
 
 class MyData:
     name = "privacy"
 
     def claims(self, turn: Turn) -> bool:
-        if turn.postback is not None:
-            return turn.postback.startswith("privacy:")
-        return turn.is_text and turn.folded in SHOW | DELETE
+        return (turn.command or "").startswith("privacy:")
 
     async def respond(self, turn: Turn) -> Outcome:
-        if turn.postback == "privacy:delete-yes":
+        if turn.command == "privacy:delete-yes":
             await turn.desk.delete_my_data()
             # forget: this very exchange is not written back into the log just erased.
             return Outcome([Reply(turn.say("privacy.deleted"))], state={}, forget=True)
-        if turn.postback == "privacy:keep":
+        if turn.command == "privacy:keep":
             return Outcome([Reply(turn.say("privacy.kept"), choices=(turn.menu_choice(),))])
-        if turn.postback == "privacy:delete" or turn.folded in DELETE:
+        if turn.command == "privacy:delete":
             options = (
                 Choice(turn.say("signup.yes_no.yes"), "privacy:delete-yes"),
                 Choice(turn.say("signup.yes_no.no"), "privacy:keep"),

@@ -9,6 +9,7 @@ from intents.fallback import DontKnow, Unfollow, Unreadable
 from intents.faq_answer import FaqAnswer
 from intents.handoff import RequestPerson, WithStaff
 from intents.help import Help
+from intents.interrupt import FormInterrupt
 from intents.language import LanguageSwitch
 from intents.privacy import MyData
 from intents.signup import TourSignup
@@ -17,16 +18,12 @@ from intents.welcome import Menu, Thanks, Welcome
 
 
 def default_intents() -> list[Intent]:
-    # Order matters: cancel must work mid-form, so it comes before the sign-up form, which
-    # then owns every turn while a form is open (it handles language, back and FAQ questions
-    # itself and asks its step again). The FAQ goes after every exact keyword so "menu" is
-    # never answered as a question.
-    return [
-        Unfollow(),
-        WithStaff(),  # while staff answer, nothing else may speak
-        Unreadable(),
-        Cancel(),
-        TourSignup(),
+    # What each intent claims comes from the understanding layer (turn.command: a button, an
+    # exact shortcut or a command understood from free words). Order matters: cancel must work
+    # mid-form, then a command that interrupts the form, then the form, which owns every other
+    # turn while it is open. The FAQ goes after every command so "menu" is never answered as
+    # a question.
+    commands: list[Intent] = [
         MyBookings(),
         MyData(),
         RequestPerson(),
@@ -37,5 +34,14 @@ def default_intents() -> list[Intent]:
         Thanks(),
         TopicMenu(),
         FaqAnswer(),
+    ]
+    return [
+        Unfollow(),
+        WithStaff(),  # while staff answer, nothing else may speak
+        Unreadable(),
+        Cancel(),
+        FormInterrupt(commands),
+        TourSignup(),
+        *commands,
         DontKnow(),
     ]

@@ -14,39 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.messages import Choice, Reply
+from bot.messages import Choice, EventKind, Reply
 from faq.matcher import Band
 from faq.normalize import fold
 from intents import validate
 from intents.base import Outcome, Turn, keyword_set
-from intents.language import TO_ENGLISH, TO_JAPANESE
 from intents.notices import tour_dates, tour_label, when
 from intents.ports import Booked, BookingResult, TourView
+from intents.understanding import InForm
 
-START_WORDS = keyword_set(
-    "ツアーに申し込みたい",
-    "ツアーに申し込む",
-    "ツアー申込",
-    "ツアー申し込み",
-    "申し込みたい",
-    "申し込む",
-    "申込",
-    "申し込み",
-    "予約したい",
-    "参加したい",
-    "移住体験ツアーに申し込みたい",
-    "sign up",
-    "sign up for a tour",
-    "signup",
-    "book a tour",
-    "i want to sign up",
-    "apply",
-    "join a tour",
-    "視察を申し込みたい",
-    "視察申込",
-    "オンライン相談を申し込みたい",
-)
-_START_PATTERN = re.compile(r"(申し?込|予約|sign ?up|book)", re.IGNORECASE)
 BACK = keyword_set("戻る", "もどる", "back", "前へ", "戻って")
 _QUESTION = re.compile(r"[?？]|(ですか|ますか|でしょうか|教えて|知りたい|どこ|いつ|いくら)$")
 
@@ -107,6 +83,9 @@ class Step:
     parse: Parse
     applies: Callable[[Form], bool] = lambda form: True
     free_text: bool = False  # any text is a valid answer: only clear questions go to the FAQ
+    # Whether typed text is a valid answer to this step (checked before a command may take
+    # the turn); steps answered with buttons accept no free text.
+    accepts: Callable[[Turn], bool] = lambda turn: False
 
 
 # --- asking ---------------------------------------------------------------------------------
@@ -226,6 +205,33 @@ def parse_with(check: Callable[[str], Any], error: str, limit: int = 200) -> Par
     return parse
 
 
+def accept_with(check: Callable[[str], Any], limit: int = 200) -> Callable[[Turn], bool]:
+    return lambda turn: len(turn.text) <= limit and check(turn.text) is not None
+
+
+def accept_count(low: int, high: int) -> Callable[[Turn], bool]:
+    return lambda turn: validate.count(turn.text, low, high) is not None
+
+
+def accept_option(options: tuple[str, ...], group: str) -> Callable[[Turn], bool]:
+    def accepts(turn: Turn) -> bool:
+        labels = {
+            fold(turn.services.catalog.text(f"signup.opt.{group}.{o}", lang))
+            for o in options
+            for lang in ("ja", "en")
+        }
+        return turn.folded in labels
+
+    return accepts
+
+
+def accept_slot(turn: Turn) -> bool:
+    return validate.slot(turn.text, turn.now, turn.services.tz) is not None
+
+
+CONSENT_WORDS = keyword_set("同意する", "同意します", "同意", "はい", "i agree", "agree", "yes")
+
+
 def parse_option(options: tuple[str, ...], group: str) -> Parse:
     async def parse(turn: Turn, form: Form, postback: str | None) -> Parsed:
         picked = _value(postback)
@@ -317,8 +323,7 @@ async def parse_slots(turn: Turn, form: Form, postback: str | None) -> Parsed:
 
 
 async def parse_consent(turn: Turn, form: Form, postback: str | None) -> Parsed:
-    yes = keyword_set("同意する", "同意します", "同意", "はい", "i agree", "agree", "yes")
-    if _value(postback) == "agree" or (postback is None and turn.folded in yes):
+    if _value(postback) == "agree" or (postback is None and turn.folded in CONSENT_WORDS):
         return Parsed(turn.now.isoformat())
     return Parsed(error="signup.invalid.consent")
 
@@ -344,19 +349,41 @@ INDIVIDUAL: tuple[Step, ...] = (
         "furigana",
         ask_text("signup.ask.furigana"),
         parse_with(validate.furigana, "signup.invalid.furigana"),
+        accepts=accept_with(validate.furigana),
     ),
-    Step("contact", ask_text("signup.ask.contact"), parse_with(_contact, "signup.invalid.contact")),
-    Step("adults", ask_count("signup.ask.adults", 1, MAX_PARTY), parse_adults),
-    Step("children", ask_count("signup.ask.children", 0, MAX_PARTY - 1), parse_children),
+    Step(
+        "contact",
+        ask_text("signup.ask.contact"),
+        parse_with(_contact, "signup.invalid.contact"),
+        accepts=accept_with(_contact),
+    ),
+    Step(
+        "adults",
+        ask_count("signup.ask.adults", 1, MAX_PARTY),
+        parse_adults,
+        accepts=accept_count(1, MAX_PARTY),
+    ),
+    Step(
+        "children",
+        ask_count("signup.ask.children", 0, MAX_PARTY - 1),
+        parse_children,
+        accepts=accept_count(0, MAX_PARTY - 1),
+    ),
     Step(
         "prefecture",
         ask_text("signup.ask.prefecture"),
         parse_with(validate.prefecture, "signup.invalid.prefecture"),
+        accepts=accept_with(validate.prefecture),
     ),
-    Step("work", ask_options("signup.ask.work", WORK, "work"), parse_option(WORK, "work")),
+    Step(
+        "work",
+        ask_options("signup.ask.work", WORK, "work"),
+        parse_option(WORK, "work"),
+        accepts=accept_option(WORK, "work"),
+    ),
     Step("interests", ask_interests, parse_interests),
     Step("note", ask_note, parse_note, free_text=True),
-    Step("consent", ask_consent, parse_consent),
+    Step("consent", ask_consent, parse_consent, accepts=lambda t: t.folded in CONSENT_WORDS),
     Step("confirm", ask_confirm, parse_confirm),
 )
 
@@ -373,18 +400,35 @@ COMPANY: tuple[Step, ...] = (
         parse_with(validate.name, "signup.invalid.name"),
         free_text=True,
     ),
-    Step("email", ask_text("signup.ask.email"), parse_with(validate.email, "signup.invalid.email")),
-    Step("phone", ask_text("signup.ask.phone"), parse_with(validate.phone, "signup.invalid.phone")),
-    Step("visitors", ask_count("signup.ask.visitors", 1, 10), parse_count(1, 10)),
+    Step(
+        "email",
+        ask_text("signup.ask.email"),
+        parse_with(validate.email, "signup.invalid.email"),
+        accepts=accept_with(validate.email),
+    ),
+    Step(
+        "phone",
+        ask_text("signup.ask.phone"),
+        parse_with(validate.phone, "signup.invalid.phone"),
+        accepts=accept_with(validate.phone),
+    ),
+    Step(
+        "visitors",
+        ask_count("signup.ask.visitors", 1, 10),
+        parse_count(1, 10),
+        accepts=accept_count(1, 10),
+    ),
     Step(
         "purpose",
         ask_options("signup.ask.purpose", PURPOSES, "purpose"),
         parse_option(PURPOSES, "purpose"),
+        accepts=accept_option(PURPOSES, "purpose"),
     ),
     Step(
         "format",
         ask_options("signup.ask.format", FORMATS, "format"),
         parse_option(FORMATS, "format"),
+        accepts=accept_option(FORMATS, "format"),
     ),
     Step("tour", ask_tour, parse_tour),
     Step(
@@ -392,9 +436,10 @@ COMPANY: tuple[Step, ...] = (
         ask_slots,
         parse_slots,
         applies=lambda f: f.answers.get("format") == "online_meeting",
+        accepts=accept_slot,
     ),
     Step("note", ask_note, parse_note, free_text=True),
-    Step("consent", ask_consent, parse_consent),
+    Step("consent", ask_consent, parse_consent, accepts=lambda t: t.folded in CONSENT_WORDS),
     Step("confirm", ask_confirm, parse_confirm),
 )
 
@@ -476,18 +521,46 @@ async def _show(turn: Turn, field: str, value: Any) -> str:
 
 
 def wants_signup(turn: Turn) -> bool:
+    return (turn.command or "").startswith("signup:start")
+
+
+# Postbacks the form answers itself; any other button (the rich menu's 「予約確認」, a
+# 「もしかして」 suggestion) is honoured while the form waits.
+FORM_POSTBACKS = ("form:", "cancel", "signup:", "lang")
+# A free-text step (a name, notes) takes any text except a command this clearly meant.
+FREE_TEXT_CONFIDENCE = 0.9
+
+
+def interruption(turn: Turn) -> str | None:
+    """The command to carry out instead of taking this message as the open form's answer,
+    or None. A command wins when the text is not a valid answer to the step; on a free-text
+    step only a clear command wins."""
+    form = Form.load(turn.state.get("form"))
+    if form is None or turn.incoming.kind not in (EventKind.TEXT, EventKind.POSTBACK):
+        return None
     if turn.postback is not None:
-        return turn.postback.startswith("signup:start")
-    if not turn.is_text:
-        return False
-    if turn.folded in START_WORDS:
-        return True
-    # "ツアーに申し込みたいです" and the like, but not a question *about* signing up.
-    return (
-        bool(_START_PATTERN.search(turn.text))
-        and ("たい" in turn.text or "want" in turn.folded)
-        and not _QUESTION.search(turn.text)
-    )
+        return None if turn.postback.startswith(FORM_POSTBACKS) else turn.postback
+    meant = turn.understood.command
+    if meant is None or meant.in_form is not InForm.ACT:
+        return None
+    step = step_named(form, form.step)
+    if turn.understood.exact or form.pending or step.name == "confirm":
+        return meant.action
+    if step.free_text:
+        return meant.action if turn.understood.confidence >= FREE_TEXT_CONFIDENCE else None
+    return None if step.accepts(turn) else meant.action
+
+
+def resume_offer(turn: Turn) -> Choice:
+    return Choice(turn.say("signup.btn.continue"), "form:continue")
+
+
+async def ask_again(turn: Turn) -> Reply | None:
+    """The open form's current question, asked again after something else was answered."""
+    form = Form.load(turn.state.get("form"))
+    if form is None or form.pending:
+        return None
+    return await step_named(form, form.step).ask(turn, form)
 
 
 class TourSignup:
@@ -531,6 +604,9 @@ class TourSignup:
         return await self._ask(turn, form, [])
 
     async def _continue(self, turn: Turn, form: Form) -> Outcome:
+        if turn.incoming.kind is EventKind.FOLLOW:
+            # The web chat reopened (or the person re-added the bot): not an answer.
+            return await self._ask(turn, form, [Reply(turn.say("form_welcome_back"))])
         touched = datetime.fromisoformat(form.touched) if form.touched else turn.now
         if form.pending == "resume":
             return await self._resume_answer(turn, form)
@@ -545,8 +621,8 @@ class TourSignup:
             )
             return self._save(turn, form, [Reply(turn.say("signup.resume"), choices=options)])
 
-        if turn.is_text and turn.folded in TO_ENGLISH | TO_JAPANESE:
-            lang = "en" if turn.folded in TO_ENGLISH else "ja"
+        if turn.command in ("lang:en", "lang:ja"):
+            lang = (turn.command or "").split(":")[1]
             turn.lang = lang
             lead = [Reply(turn.say("language_set"))]
             return await self._ask(
@@ -554,8 +630,16 @@ class TourSignup:
             )
         if turn.postback == "form:back" or (turn.is_text and turn.folded in BACK):
             return await self._back(turn, form)
+        if turn.postback == "form:continue":
+            return await self._ask(turn, form, [Reply(turn.say("form_continue"))])
 
         step = step_named(form, form.step)
+        if (
+            turn.is_text
+            and turn.command == "signup:start"
+            and (turn.understood.exact or not step.accepts(turn))
+        ):
+            return await self._ask(turn, form, [Reply(turn.say("form_already_signing_up"))])
         if form.step == "confirm":
             return await self._confirm_screen(turn, form)
 

@@ -3,56 +3,36 @@
 from __future__ import annotations
 
 from bot.messages import Choice, EventKind, Reply
-from intents.base import Outcome, Turn, keyword_set
+from intents.base import Outcome, Turn
 
-GREETINGS = keyword_set(
-    "こんにちは",
-    "こんばんは",
-    "おはよう",
-    "おはようございます",
-    "はじめまして",
-    "よろしく",
-    "よろしくお願いします",
-    "やあ",
-    "どうも",
-    "hello",
-    "hi",
-    "hey",
-    "good morning",
-    "good evening",
-    "start",
-    "/start",
-    "スタート",
-    "はじめる",
+# Greetings answered in kind: the person's word for the time of day, or a plain hello.
+GREETING_KINDS = (
+    ("greeting.morning", ("おはよう", "good morning", "morning")),
+    ("greeting.evening", ("こんばんは", "こんばんわ", "good evening", "evening")),
+    ("greeting.first", ("はじめまして", "nice to meet")),
 )
-MENU = keyword_set("メニュー", "menu", "めにゅー", "トップ", "top", "/menu", "話題", "topics")
-THANKS = keyword_set(
-    "ありがとう",
-    "ありがとうございます",
-    "ありがとうございました",
-    "助かりました",
-    "サンキュー",
-    "thanks",
-    "thank you",
-    "thx",
-    "thank you very much",
-)
+
+
+def greeting_key(turn: Turn) -> str:
+    for key, words in GREETING_KINDS:
+        if any(w in turn.folded for w in words):
+            return key
+    return "greeting.day"
 
 
 def welcome_replies(turn: Turn) -> list[Reply]:
     city = turn.services.city_name.get(turn.lang) or turn.services.city_name["ja"]
     other = Choice(turn.say("choice_other_language"), "lang:en" if turn.lang == "ja" else "lang:ja")
     choices = (*turn.topic_choices(), *turn.action_choices(), other)
-    return [Reply(turn.say("welcome", city=city), choices=choices)]
+    greeting = turn.say(greeting_key(turn)) if turn.is_text else turn.say("greeting.day")
+    return [Reply(turn.say("welcome", city=city, greeting=greeting), choices=choices)]
 
 
 class Welcome:
     name = "welcome"
 
     def claims(self, turn: Turn) -> bool:
-        if turn.incoming.kind is EventKind.FOLLOW or turn.postback == "start":
-            return True
-        return turn.is_text and turn.folded in GREETINGS
+        return turn.incoming.kind is EventKind.FOLLOW or turn.command == "start"
 
     def respond(self, turn: Turn) -> Outcome:
         return Outcome(welcome_replies(turn))
@@ -62,7 +42,7 @@ class Menu:
     name = "menu"
 
     def claims(self, turn: Turn) -> bool:
-        return turn.postback == "menu" or (turn.is_text and turn.folded in MENU)
+        return turn.command == "menu"
 
     def respond(self, turn: Turn) -> Outcome:
         choices = (*turn.topic_choices(), *turn.action_choices())
@@ -73,7 +53,7 @@ class Thanks:
     name = "thanks"
 
     def claims(self, turn: Turn) -> bool:
-        return turn.is_text and turn.folded.rstrip("!！ 。") in THANKS
+        return turn.command == "thanks"
 
     def respond(self, turn: Turn) -> Outcome:
         return Outcome([Reply(turn.say("thanks"), choices=(turn.menu_choice(),))])

@@ -214,6 +214,12 @@ class Retriever:
         return r
 
     @property
+    def encoders(self) -> list[Encoder]:
+        """The loaded sentence encoders, for a second index over other texts (the bot's
+        commands) that must not load the models again."""
+        return [d.encoder for d in self._dense]
+
+    @property
     def dense_models(self) -> list[str]:
         return [d.encoder.name for d in self._dense]
 

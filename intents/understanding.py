@@ -1,0 +1,223 @@
+"""What a person meant: one typed value (Understanding) per message, for every intent.
+
+Commands (cancel a booking, talk to a person, help...) are described by example utterances in
+commands.toml and ranked by the same hybrid retriever and calibrated confidence as the FAQ
+entries; the two rankings then compete, so 「予約をキャンセルしたい」 is the cancel command
+while 「キャンセル料はかかりますか」 stays a question for the FAQ. Exact texts (button labels,
+one-word commands) are shortcuts that skip the ranking.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from faq.matcher import Band, FaqMatcher, MatchResult
+from faq.normalize import fold
+from faq.retrieval import Document, Retriever
+from faq.retrieval.cascade import Cascade
+
+log = logging.getLogger(__name__)
+
+COMMANDS_FILE = Path(__file__).with_name("commands.toml")
+# The dense model the command index uses: commands are short, everyday phrases, where the
+# cheap sentence encoder does as well as e5, and its ~1.5 ms keeps understanding cheap.
+_COMMAND_MODELS = ("use",)
+
+
+class InForm(StrEnum):
+    ACT = "act"  # honoured inside a form when the text is not a valid answer to the step
+    CONFIRM = "confirm"  # would throw the form away: asked with a tap first
+    NEVER = "never"  # the form handles it itself (language, greetings, starting again)
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    action: str  # the postback value it stands for
+    in_form: InForm
+    shortcuts: frozenset[str]  # folded exact texts
+    examples: Mapping[str, tuple[str, ...]]
+
+    def document(self) -> Document:
+        return Document(
+            id=self.id,
+            questions_ja=self.examples.get("ja", ()),
+            questions_en=self.examples.get("en", ()),
+            answer_ja="",
+            answer_en="",
+        )
+
+
+class CommandFileError(ValueError):
+    pass
+
+
+def load_commands(path: Path = COMMANDS_FILE) -> tuple[Command, ...]:
+    """Read and check commands.toml; a broken file is a start-up error naming the entry."""
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    out: list[Command] = []
+    seen: dict[str, str] = {}
+    for n, item in enumerate(raw.get("command", []), start=1):
+        where = f"{path.name}: command {n} ({item.get('id', '?')})"
+        try:
+            examples = {
+                lang: tuple(str(x) for x in item.get("examples", {}).get(lang, ()))
+                for lang in ("ja", "en")
+            }
+            command = Command(
+                id=str(item["id"]),
+                action=str(item["action"]),
+                in_form=InForm(item.get("in_form", "act")),
+                shortcuts=frozenset(fold(s) for s in item.get("shortcuts", ()) if fold(s)),
+                examples=examples,
+            )
+        except (KeyError, ValueError) as exc:
+            raise CommandFileError(f"{where}: {exc}") from None
+        if not any(examples.values()):
+            raise CommandFileError(f"{where}: needs examples.ja or examples.en")
+        for s in command.shortcuts:
+            if s in seen:
+                raise CommandFileError(f"{where}: shortcut {s!r} is already {seen[s]}'s")
+            seen[s] = command.id
+        out.append(command)
+    if len({c.id for c in out}) != len(out):
+        raise CommandFileError(f"{path.name}: command ids must be unique")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """One reading of a message: a command, or an FAQ entry (by id)."""
+
+    id: str
+    score: float  # the ranking's score, comparable only within its own kind
+    command: Command | None = None
+
+    @property
+    def is_command(self) -> bool:
+        return self.command is not None
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """band ANSWER: act on meanings[0]; SUGGEST: offer meanings to tap; UNKNOWN: say so."""
+
+    band: Band
+    confidence: float
+    meanings: tuple[Meaning, ...]
+    exact: bool = False  # a shortcut text or a button, not a ranking
+
+    @property
+    def top(self) -> Meaning | None:
+        return self.meanings[0] if self.meanings else None
+
+    @property
+    def command(self) -> Command | None:
+        """The command to carry out, if the person clearly asked for one."""
+        top = self.top
+        if self.band is Band.ANSWER and top is not None:
+            return top.command
+        return None
+
+    @property
+    def suggested_commands(self) -> tuple[Command, ...]:
+        if self.band is not Band.SUGGEST:
+            return ()
+        return tuple(m.command for m in self.meanings if m.command is not None)
+
+
+NOTHING = Understanding(Band.UNKNOWN, 0.0, ())
+
+
+class Understander:
+    """Built once per FAQ matcher, beside it: the command index shares its analyser, synonym
+    table and sentence encoder, so it costs no model memory of its own."""
+
+    def __init__(self, commands: Sequence[Command], retriever: Retriever | None) -> None:
+        self.commands = {c.id: c for c in commands}
+        self._shortcuts = {s: c for c in commands for s in c.shortcuts}
+        self._retriever = retriever
+        self._cascade = Cascade(retriever, staged=False) if retriever is not None else None
+
+    @classmethod
+    def build(
+        cls, commands: Sequence[Command], faq: Retriever, cache_dir: Path | None = None
+    ) -> Understander:
+        encoders = [e for e in faq.encoders if e.key in _COMMAND_MODELS]
+        retriever = Retriever(
+            [c.document() for c in commands], faq.analyzer, faq.synonyms, encoders, cache_dir
+        )
+        return cls(commands, retriever)
+
+    def shortcut(self, text: str) -> Command | None:
+        return self._shortcuts.get(fold(text))
+
+    def rank_commands(self, text: str) -> tuple[Band, float, tuple[Meaning, ...]]:
+        if self._cascade is None or not fold(text):
+            return Band.UNKNOWN, 0.0, ()
+        d = self._cascade.decide(text, top=3)
+        meanings = tuple(
+            Meaning(s.id, s.score, self.commands[s.id])
+            for s in d.ranking.ranked
+            if s.id in self.commands
+        )
+        return d.band, d.confidence, meanings
+
+    def understand(self, text: str, faq: Callable[[], MatchResult]) -> Understanding:
+        exact = self.shortcut(text)
+        if exact is not None:
+            return Understanding(Band.ANSWER, 1.0, (Meaning(exact.id, 1.0, exact),), exact=True)
+        c_band, c_p, commands = self.rank_commands(text)
+        result = faq()
+        entries = tuple(Meaning(m.entry.id, m.score) for m in result.matches)
+        # The more confident reading wins; a command must also be confident on its own.
+        if (
+            c_band is Band.ANSWER
+            and commands
+            and (result.band is not Band.ANSWER or c_p >= result.confidence)
+        ):
+            return Understanding(Band.ANSWER, c_p, (commands[0], *entries))
+        if result.band is Band.ANSWER:
+            return Understanding(Band.ANSWER, result.confidence, entries)
+        command = (commands[0],) if c_band is not Band.UNKNOWN and commands else ()
+        faqs = entries if result.band is Band.SUGGEST else ()
+        offered = (*command, *faqs) if c_p >= result.confidence else (*faqs, *command)
+        if offered:
+            return Understanding(Band.SUGGEST, max(c_p, result.confidence), offered)
+        return Understanding(Band.UNKNOWN, max(c_p, result.confidence), entries)
+
+
+def describe(u: Understanding) -> dict[str, Any]:
+    """For logs and benchmarks: what was understood, without the person's words."""
+    return {
+        "band": u.band.value,
+        "confidence": round(u.confidence, 3),
+        "meanings": [("cmd:" if m.is_command else "") + m.id for m in u.meanings[:3]],
+        "exact": u.exact,
+    }
+
+
+class CommandBook:
+    """The commands, and the Understander of the FAQ matcher in use: rebuilt beside each new
+    matcher (staff edited the FAQ), because it borrows that matcher's models."""
+
+    def __init__(
+        self, commands: Sequence[Command] | None = None, cache_dir: Path | None = None
+    ) -> None:
+        self.commands = tuple(commands) if commands is not None else load_commands()
+        self.cache_dir = cache_dir
+        self._built: tuple[object, Understander] | None = None
+
+    def understander(self, matcher: FaqMatcher) -> Understander:
+        if self._built is None or self._built[0] is not matcher:
+            self._built = (
+                matcher,
+                Understander.build(self.commands, matcher.retriever, self.cache_dir),
+            )
+        return self._built[1]
