@@ -349,6 +349,16 @@ class Retriever:
             "red_sim": float(full @ v) / norms,
         }
 
+    def nearest_question(self, query: str, model: str) -> float | None:
+        """The highest cosine of `query` to any question under dense `model` (None when the
+        model is not loaded): a cheap test of whether ranking against this index is worth it
+        (one mat-vec; the query's vector usually comes from the encoder's recent queries)."""
+        index = next((d for d in self._dense if d.encoder.key == model), None)
+        if index is None or not self.docs:
+            return None
+        v = index.encoder.encode([question_focus(strip_aside(query))], "query")[0]
+        return float((index.questions @ v).max())
+
     def explain(self, query: str) -> dict[str, Any]:
         """Per-signal top entries, for staff debugging (not used by the bot)."""
         signals, _, _ = self.signals(query)
