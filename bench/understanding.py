@@ -69,6 +69,24 @@ def main() -> int:
         t0 = time.thread_time()
         understander.rank_commands(m)
         commands_only.append((time.thread_time() - t0) * 1000)
+    # Commands said in words no example uses, and questions that only look like commands.
+    labelled = [json.loads(x) for x in (ROOT / "bench/data/commands.jsonl").open()]
+    right = acted_wrong = offered = 0
+    misses = []
+    for item in labelled:
+        u = understander.understand(item["q"], lambda q=item["q"]: matcher.match(q))
+        meant = u.command.id if u.command is not None else None
+        if meant == item["command"] and meant is not None:
+            right += 1
+        elif meant is not None:
+            acted_wrong += 1
+            misses.append(f"{item['q']} -> {meant} (want {item['command']})")
+        else:
+            if item["command"] and any(c.id == item["command"] for c in u.suggested_commands):
+                offered += 1
+            elif item["command"]:
+                misses.append(f"{item['q']} -> nothing (want {item['command']})")
+    commands = sum(1 for i in labelled if i["command"])
     arr = np.asarray(times)
     out = {
         "dense": args.dense,
@@ -85,6 +103,10 @@ def main() -> int:
             round(float(np.percentile(commands_only, 95)), 2),
         ],
         "in_scope_faq_taken_as_command": taken,
+        "commands_acted_right": f"{right}/{commands}",
+        "commands_offered_with_a_tap": f"{offered}/{commands}",
+        "acted_on_a_wrong_command": f"{acted_wrong}/{len(labelled)}",
+        "misses": misses,
         "in_scope_faq": sum(q["id"] is not None for q in queries),
     }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
