@@ -133,6 +133,13 @@ async def move_any(turn: Turn, signups: list[SignupView]) -> Outcome:
 
 
 def _which(turn: Turn, signups: list[SignupView], action: str) -> Outcome:
+    if not signups and turn.state.get("form") and action == "cancel":
+        # 「やっぱり行けなくなった」 halfway through a sign-up: they mean this one.
+        options = (
+            Choice(turn.say("form_abandon_btn.yes"), "cancel"),
+            Choice(turn.say("signup.btn.continue"), "form:continue"),
+        )
+        return Outcome([Reply(turn.say("form_abandon_confirm"), choices=options)])
     if not signups:
         signup = Choice(turn.say("signup.btn.signup"), "signup:start")
         return Outcome(

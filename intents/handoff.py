@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot.messages import Choice, Reply
+from bot.messages import Choice, EventKind, Reply
 from intents.base import Outcome, Turn, keyword_set
+from intents.signup import ask_again
 
 BACK_TO_BOT = keyword_set("ボットに戻る", "自動応答に戻る", "back to bot", "return to bot", "bot")
 # After this many questions in a row without an answer, the bot offers a person.
@@ -40,10 +41,16 @@ class WithStaff:
     def claims(self, turn: Turn) -> bool:
         return turn.in_handoff
 
-    def respond(self, turn: Turn) -> Outcome:
+    async def respond(self, turn: Turn) -> Outcome:
         if turn.postback == "handoff:end" or (turn.is_text and turn.folded in BACK_TO_BOT):
+            question = await ask_again(turn)
+            if question is not None:  # a sign-up was half-filled when staff took over
+                return Outcome([Reply(turn.say("handoff.returned")), question], handoff="close")
             return Outcome(
                 [Reply(turn.say("handoff.returned"), choices=turn.topic_choices())],
                 handoff="close",
             )
+        if turn.incoming.kind is EventKind.FOLLOW:
+            # The web chat reopened: an empty page would look as if nobody is there.
+            return Outcome([Reply(turn.say("handoff.waiting"))], handoff="touch")
         return Outcome([], handoff="touch")

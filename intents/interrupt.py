@@ -41,6 +41,8 @@ class FormInterrupt:
         if "form" not in state or outcome.handoff is not None or not outcome.replies:
             return outcome  # the command ended the form, or staff take over
         last = outcome.replies[-1]
+        if any(c.value == "form:continue" for c in last.choices):
+            return outcome  # the command itself offers to go on with the form
         if all(c.value in SPARE_CHOICES for c in last.choices):
             # An answer with nothing to tap but the menu: ask the form's question again, as
             # after a question typed mid-form.
