@@ -86,6 +86,8 @@ class Step:
     # Whether typed text is a valid answer to this step (checked before a command may take
     # the turn); steps answered with buttons accept no free text.
     accepts: Callable[[Turn], bool] = lambda turn: False
+    # Answers that no longer hold when this one changes (asked again by the form).
+    resets: tuple[str, ...] = ()
 
 
 # --- asking ---------------------------------------------------------------------------------
@@ -429,6 +431,7 @@ COMPANY: tuple[Step, ...] = (
         ask_options("signup.ask.format", FORMATS, "format"),
         parse_option(FORMATS, "format"),
         accepts=accept_option(FORMATS, "format"),
+        resets=("tour", "slots"),  # dates differ between visits and meetings
     ),
     Step("tour", ask_tour, parse_tour),
     Step(
@@ -479,6 +482,13 @@ def steps(form: Form) -> list[Step]:
 
 def step_named(form: Form, name: str) -> Step:
     return next(s for s in FORMS[form.type] if s.name == name)
+
+
+def clear(form: Form, name: str) -> None:
+    """Forget a step's answer and every answer that depends on it (Step.resets)."""
+    form.answers.pop(name, None)
+    for dependent in step_named(form, name).resets:
+        form.answers.pop(dependent, None)
 
 
 def next_step(form: Form, after: str) -> str:
@@ -665,9 +675,8 @@ class TourSignup:
             )
         if parsed.stay:
             return await self._ask(turn, form, lead)
-        if step.name == "format":
-            form.answers.pop("tour", None)  # dates differ between visits and meetings
-            form.answers.pop("slots", None)
+        for dependent in step.resets:
+            form.answers.pop(dependent, None)
         form.history.append(step.name)
         # The next unanswered step: after an edit from the confirmation screen that is the
         # screen itself, unless the edit emptied a dependent field (format -> date, slots).
@@ -695,9 +704,7 @@ class TourSignup:
         if not form.history:
             return await self._ask(turn, form, [Reply(turn.say("signup.back_first"))])
         previous = form.history.pop()
-        form.answers.pop(previous, None)
-        if previous == "slots":
-            form.answers.pop("slots", None)
+        clear(form, previous)
         form.step = previous
         return await self._ask(turn, form, [])
 
@@ -720,10 +727,7 @@ class TourSignup:
         picked = _value(turn.postback)
         if picked and picked.startswith("edit:") and picked[5:] in EDITABLE[form.type]:
             field = picked[5:]
-            form.answers.pop(field, None)
-            if field == "format":
-                form.answers.pop("tour", None)
-                form.answers.pop("slots", None)
+            clear(form, field)
             form.editing = True
             form.step = field
             return await self._ask(turn, form, [])
