@@ -14,12 +14,18 @@ serialised by an advisory lock so a person's events never run out of order in tw
 processes). A SIGKILLed process's rows are so answered by the others once its lease runs
 out, not only at someone's next start-up. A web process can also only accept
 (`answer=False`) and leave all answering to `python -m bot answer` processes.
+
+Per-person order holds on every path: an event is answered only when it is its person's
+oldest unanswered one, or the one after an event this same process is answering. Whoever
+holds the older one (a live process, a dead one whose lease has not run out, nobody while a
+failed try waits out its pause), a newer event waits in the table for the pump.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -122,6 +128,9 @@ class InboxItem:
     payload: dict[str, Any]
     replies: list[Reply]
     attempts: int
+    # The replies were stored by an earlier run, which may have sent them before it died
+    # or failed: the adapter must not let them reach the person a second time.
+    resend: bool = False
 
 
 # What an adapter makes of an event: the engine's business, replies of its own, or nothing.
@@ -183,8 +192,8 @@ class Inbox:
         self._held: set[int] = set()  # rows this process works on, under its lease
         self._pump_task: asyncio.Task[None] | None = None
         self._renewed = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tails: dict[str, asyncio.Task[bool]] = {}
         # Event id -> the webhook request that brought it: a group commit schedules other
         # requests' events, whose tasks would otherwise log under the flusher's request id.
         self._request_ids: dict[str, str | None] = {}
@@ -201,7 +210,7 @@ class Inbox:
         # Group commit: accepts and "sent" marks that arrive while a transaction runs are
         # written together in the next one (one commit for many webhooks under load).
         self._accepts: list[tuple[dict[str, dict[str, Any]], asyncio.Future[int]]] = []
-        self._sent: list[int] = []
+        self._sent: list[tuple[int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -236,18 +245,22 @@ class Inbox:
                 for event_id, payload in unique.items():
                     wanted.setdefault(event_id, payload)
             try:
-                rows = await self._insert(wanted, sent)
+                rows = await self._insert(wanted, [row_id for row_id, _ in sent])
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
-                if sent:  # still `processed`: start-up recovery would send them again
+                if sent:  # still `processed`: whoever takes the row over sends them again
                     log.error("%s: could not mark %d sent (%s)", self.channel, len(sent),
                               type(exc).__name__)  # fmt: skip
                 continue
-            new = {event_id: row_id for row_id, event_id, _ in rows}
-            if self.answer:  # else an `answer` process claims them
-                for row_id, event_id, payload in rows:
+            finally:
+                for _, marked in sent:  # the senders waiting for their mark go on
+                    if not marked.done():
+                        marked.set_result(None)
+            new = {event_id: row_id for row_id, event_id, _, _ in rows}
+            for row_id, event_id, payload, answer_now in rows:
+                if answer_now:  # else an `answer` process (or this one's pump) claims it
                     self._schedule(InboxItem(row_id, event_id, payload, [], 0), ACCEPTED)
             claimed: set[str] = set()
             for unique, done in batch:
@@ -262,7 +275,7 @@ class Inbox:
 
     async def _insert(
         self, unique: dict[str, dict[str, Any]], sent: list[int]
-    ) -> list[tuple[int, str, dict[str, Any]]]:
+    ) -> list[tuple[int, str, dict[str, Any], bool]]:
         for _attempt in range(3):
             try:
                 async with self._writing():
@@ -274,9 +287,15 @@ class Inbox:
 
     async def _insert_once(
         self, unique: dict[str, dict[str, Any]], sent: list[int]
-    ) -> list[tuple[int, str, dict[str, Any]]]:
+    ) -> list[tuple[int, str, dict[str, Any], bool]]:
+        """Store the new events; each comes back with whether this process answers it now
+        (True) or leaves it for the pump's claims (False)."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
+            if self.answer and self._postgres and unique:
+                # Taken with the claims' lock: two answering processes accepting one
+                # person's events at the same moment each see the other's committed row.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
             if sent:
                 await session.execute(
                     update(WebhookInbox)
@@ -293,8 +312,14 @@ class Inbox:
                     )
                 )
             )
-            # Answering here: the row is ours from the start, so no pump elsewhere takes it.
-            owner, until = (self.owner, now + self.lease) if self.answer else (None, None)
+            keys = {
+                event_id: self._key(event_id, payload)[:128]
+                for event_id, payload in unique.items()
+                if event_id not in seen
+            }
+            waiting = (
+                await self._waiting_people(session, set(keys.values())) if self.answer else set()
+            )
             fresh = [
                 WebhookInbox(
                     channel=self.channel,
@@ -303,16 +328,36 @@ class Inbox:
                     status=ACCEPTED,
                     attempts=0,
                     received_at=now,
-                    queue_key=self._key(event_id, payload)[:128],
-                    owner=owner,
-                    claimed_until=until,
+                    queue_key=keys[event_id],
+                    # Answered here: the row is ours from the start, so no pump elsewhere
+                    # takes it. Not when an earlier event of the person waits elsewhere.
+                    owner=self.owner if mine else None,
+                    claimed_until=now + self.lease if mine else None,
                 )
                 for event_id, payload in unique.items()
-                if event_id not in seen
+                if event_id in keys
+                for mine in [self.answer and keys[event_id] not in waiting]
             ]
             session.add_all(fresh)
             await session.flush()
-            return [(row.id, row.event_id, row.payload) for row in fresh]
+            if waiting:
+                log.info("%s: event(s) queued behind an earlier one of the same person",
+                         self.channel)  # fmt: skip
+            return [(row.id, row.event_id, row.payload, row.owner is not None) for row in fresh]
+
+    async def _waiting_people(self, session: AsyncSession, keys: set[str]) -> set[str]:
+        """Which of these people have an unanswered event this process is not working on
+        (held by another process, alive or dead, or by nobody): their new events must wait
+        their turn in the table. Events this process works on are ordered here (`_tails`)."""
+        if not keys:
+            return set()
+        w = WebhookInbox
+        query = select(w.queue_key).where(
+            w.channel == self.channel, _is_open(w), w.queue_key.in_(list(keys))
+        )
+        if self._held:
+            query = query.where(w.id.not_in(list(self._held)))
+        return set(await session.scalars(query.distinct()))
 
     # --- background work ----------------------------------------------------------------
     def _key(self, event_id: str, payload: dict[str, Any]) -> str:
@@ -327,18 +372,24 @@ class Inbox:
         previous = self._tails.get(key)
         rid = self._request_ids.pop(item.event_id, None)
 
-        async def run() -> None:
+        async def run() -> bool:
             request_id.set(rid)  # this task's own context copy
             if previous is not None:
                 await asyncio.wait([previous])  # keep the person's order; never raises
+                if not previous.cancelled() and (previous.exception() or not previous.result()):
+                    # The earlier event failed and waits out its pause in the table: this
+                    # one must not overtake it. Back to the table, behind it, for the pump.
+                    with contextlib.suppress(Exception):  # else its lease runs out
+                        await self._let_go([item.row_id])
+                    return False
             async with self._slots:
-                await self._work(item, status)
+                return await self._work(item, status)
 
         task = asyncio.create_task(run(), name=f"{self.channel}-inbox-{item.row_id}")
         self._tasks.add(task)
         self._tails[key] = task
 
-        def done(t: asyncio.Task[None]) -> None:
+        def done(t: asyncio.Task[bool]) -> None:
             self._tasks.discard(t)
             if not t.cancelled():  # cancelled at shutdown: still ours for release()
                 self._held.discard(item.row_id)
@@ -347,15 +398,19 @@ class Inbox:
 
         task.add_done_callback(done)
 
-    async def _work(self, item: InboxItem, status: str) -> None:
+    async def _work(self, item: InboxItem, status: str) -> bool:
+        """Answer one row; whether it is done with (answered, or left to its new holder)."""
         try:
             ready: InboxItem | None = item
             if status == ACCEPTED:
                 ready = await self._process(item)
             elif not await self._still_mine(item.row_id):
                 raise LeaseLost
+            else:
+                ready = dataclasses.replace(item, resend=True)
             if ready is not None:
                 await self._send(ready)
+            return True
         except asyncio.CancelledError:
             raise  # shutting down: the row stays as it is and recover() picks it up
         except LeaseLost:
@@ -363,6 +418,7 @@ class Inbox:
             # the row: it answers, this one must neither send nor touch the row.
             log.warning("%s: event %s was taken over by another process", self.channel,
                         item.row_id)  # fmt: skip
+            return False
         except Exception as exc:
             # Only the exception's type: its text may quote the person's message or a token.
             log.error(
@@ -372,6 +428,7 @@ class Inbox:
                 type(exc).__name__,
             )
             await self._failed(item.row_id)
+            return False
 
     async def _process(self, item: InboxItem) -> InboxItem | None:
         """Run the engine (or take the adapter's own replies); None when nothing is to send."""
@@ -394,19 +451,22 @@ class Inbox:
             async with self._writing(), self.sessions() as session, session.begin():
                 await self._mark(session, item.row_id, PROCESSED, stored)
         if not stored:
-            self._mark_sent(item.row_id)
+            await self._mark_sent(item.row_id)
             return None
         return InboxItem(item.row_id, item.event_id, item.payload, stored, item.attempts)
 
     async def _send(self, item: InboxItem) -> None:
         await self.adapter.deliver(item)
-        self._mark_sent(item.row_id)
+        await self._mark_sent(item.row_id)
 
-    def _mark_sent(self, row_id: int) -> None:
-        # Written by the next group commit, a few milliseconds later at most; a crash in
-        # between only means the replies are sent again at start-up.
-        self._sent.append(row_id)
+    async def _mark_sent(self, row_id: int) -> None:
+        """Return once the row is `sent` in the database (the next group commit, a few
+        milliseconds): only then does the person's next event go out, so a crash can send
+        again at most the replies in flight, never ones that went out before them."""
+        marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent.append((row_id, marked))
         self._kick()
+        await marked
 
     async def _mark(
         self, session: AsyncSession, row_id: int, status: str, replies: list[Reply] | None
@@ -455,8 +515,9 @@ class Inbox:
     # --- sharing the work between processes ------------------------------------------------
     async def claim(self, limit: int | None = None, *, startup: bool = False) -> int:
         """Take up to `limit` open rows nobody holds (oldest first) and queue them here;
-        return how many. A row waits while an earlier event of the same person is held
-        (by anyone), so a person is answered in order even across processes. At start-up
+        return how many. A row waits while an earlier event of the same person is open,
+        whoever holds it (a live process, a dead one, nobody during a failed try's pause),
+        so a person is answered in order even across processes. At start-up
         rows let go after a failure are retried at once, and on SQLite (one process by
         the project's rules) every open row is this process's: the previous one is gone."""
         now = self.clock()
@@ -475,7 +536,6 @@ class Inbox:
                 earlier.queue_key == w.queue_key,
                 earlier.id < w.id,
                 _is_open(earlier),
-                earlier.claimed_until >= now,
             )
         )
         query = (
@@ -522,7 +582,9 @@ class Inbox:
 
     async def release(self) -> None:
         """Let go of rows still held (clean shutdown): others take them at once."""
-        held = list(self._held)
+        await self._let_go(list(self._held))
+
+    async def _let_go(self, held: list[int]) -> None:
         if not held:
             return
         async with self._writing(), self.sessions() as session, session.begin():

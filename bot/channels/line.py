@@ -304,7 +304,13 @@ class LineChannel:
             except ApiException as exc:
                 if exc.status is None or not 400 <= exc.status < 500 or exc.status == 429:
                     raise
-                # The token was refused (used or expired): the push below still answers.
+                if delivery.resend and _token_refused(exc):
+                    # A reply token works once and takes no retry key (LINE refuses the
+                    # header on replies), so a push could not be matched to the reply: the
+                    # earlier run used the token, the person has this answer already.
+                    log.info("line: reply token used by an earlier try, not sent again")
+                    return
+                # The token was refused (expired): the push below still answers.
                 log.info("line: reply token refused (%s), pushing instead", exc.status)
         to = self.queue_key(payload)
         if not to:
@@ -321,6 +327,11 @@ class LineChannel:
 
     async def aclose(self) -> None:
         await self.inbox.close()
+
+
+def _token_refused(exc: ApiException) -> bool:
+    """LINE's 400 for a reply token used before (or expired): "Invalid reply token"."""
+    return exc.status == 400 and "reply token" in str(exc.body or "").lower()
 
 
 def _part(payload: dict[str, Any], key: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Real bot processes for the fault tests: `python -m bot serve` and `python -m bot worker`
-on free ports against a test database and the fake platform, killed with SIGKILL at will.
+"""Real bot processes for the fault tests: `python -m bot serve`, `answer` and `worker`, and
+the Procfile's accepting-only web process, on free ports against a test database and the
+fake platform, killed with SIGKILL at will.
 
 Waiting here is for another process (start-up, a reply reaching the fake platform): it polls
 with a deadline rather than sleeping a fixed time, and fails with the process's log tail."""
@@ -93,14 +94,16 @@ class BotProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "bot", "--config", str(self.config), *self.command]
+
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
         self.starts += 1
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--config", str(self.config), *self.command],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                self.argv(), cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush, no goodbye; what is on disk is all there is."""
@@ -144,3 +147,20 @@ class WebProcess(BotProcess):
                 return False
 
         await wait_for("the web process to be ready", answering, START_TIMEOUT, self.log)
+
+
+class AcceptingWeb(WebProcess):
+    """The Procfile's `web`: uvicorn with WEB_ANSWERS=0, only accepting; `answer` answers."""
+
+    def __init__(self, database_url: str, fake: FakePlatform, workdir: Path) -> None:
+        super().__init__(database_url, fake, workdir)
+        self.env["WEB_ANSWERS"] = "0"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--factory", "bot.web:app_from_env",
+                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]  # fmt: skip
+
+
+def answer_process(database_url: str, fake: FakePlatform, workdir: Path) -> BotProcess:
+    """The Procfile's `answer`: claims the accepted events, answers them."""
+    return BotProcess(["answer"], database_url, fake, workdir, "answer")
