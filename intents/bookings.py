@@ -7,10 +7,18 @@ from intents.base import Outcome, Turn
 from intents.notices import short_label, tour_label
 from intents.ports import Booked, SignupView
 
+# Row ids are 32-bit integers on PostgreSQL: a larger number in a forged postback names no
+# booking, and must be "not found" rather than an error from the database.
+MAX_ID = 2**31 - 1
 
-def _id(value: str, prefix: str) -> int | None:
+
+def _id(value: str, prefix: str = "") -> int | None:
     rest = value.removeprefix(prefix)
-    return int(rest) if rest.isdigit() else None
+    # isascii: "²".isdigit() is true but int("²") fails
+    if not (rest.isascii() and rest.isdigit() and len(rest) <= 10):
+        return None
+    number = int(rest)
+    return number if 0 < number <= MAX_ID else None
 
 
 class MyBookings:
@@ -42,8 +50,8 @@ class MyBookings:
             return await choose_date(turn, sid)
         if pb.startswith("booking:moveto:"):
             sid_s, _, tour_s = pb.removeprefix("booking:moveto:").partition(":")
-            if sid_s.isdigit() and tour_s.isdigit():
-                return await self._move(turn, int(sid_s), int(tour_s))
+            if (sid := _id(sid_s)) is not None and (tour_id := _id(tour_s)) is not None:
+                return await self._move(turn, sid, tour_id)
         return await self._list(turn)
 
     async def _list(self, turn: Turn) -> Outcome:
