@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m bot serve --with-worker --seed-samples
+	CONSOLE_PLAIN_HTTP_ON_LOOPBACK=1 $(BIN)/python -m bot serve --with-worker --seed-samples
 
 chat: $(STAMP)
 	$(BIN)/python -m bot chat

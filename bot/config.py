@@ -153,12 +153,18 @@ class PrivacySettings(_Section):
 
 
 class ConsoleSettings(_Section):
-    # Send the console's session cookie over HTTPS only. Unset: on, unless web.host is a
-    # loopback address (so `make run` on http://127.0.0.1 works and production is safe).
-    https_only: bool | None = None
+    # The session cookie is `Secure` (sent over HTTPS only) unless the operator says the
+    # console is served over plain HTTP on this machine's loopback (`make run` sets it through
+    # CONSOLE_PLAIN_HTTP_ON_LOOPBACK=1). web.host does not decide it: behind a proxy on the
+    # same machine the web process listens on 127.0.0.1 while staff reach it over HTTPS.
+    plain_http_on_loopback: bool = False
     # Failed passwords in a row before an account is locked, and for how long.
     max_failed_logins: int = Field(default=5, ge=1, le=100)
     lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Sign-in attempts one client address may make within the window (per web process), then
+    # 429 until the window moves on: room for an office behind one address, none for a flood.
+    logins_per_address: int = Field(default=30, ge=1, le=10_000)
+    login_window_minutes: int = Field(default=10, ge=1, le=24 * 60)
     session_hours: int = Field(default=8, ge=1, le=24 * 30)
 
 
@@ -281,10 +287,12 @@ _ENV_SECRETS = {
 }
 
 
-# Non-secret settings the environment may override (local fakes in tests and benchmarks).
+# Non-secret settings the environment may override (local fakes in tests and benchmarks, and
+# `make run`'s plain-HTTP console on loopback).
 _ENV_SETTINGS = {
     "LINE_API_BASE_URL": ("line", "api_base_url"),
     "TELEGRAM_API_BASE_URL": ("telegram", "api_base_url"),
+    "CONSOLE_PLAIN_HTTP_ON_LOOPBACK": ("console", "plain_http_on_loopback"),
 }
 
 

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from bot.admin.accounts import LockoutPolicy
 from bot.admin.context import Console
 from bot.admin.i18n import console_catalog
+from bot.admin.login_limit import AddressLimit
 from bot.admin.pages import (
     announcements,
     dashboard,
@@ -42,8 +43,16 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def cookie_https_only(settings: Settings) -> bool:
-    configured = settings.console.https_only
-    return settings.web.host not in _LOOPBACK if configured is None else configured
+    """Secure cookies unless the operator said the console is plain HTTP on loopback."""
+    if not settings.console.plain_http_on_loopback:
+        return True
+    if settings.web.host not in _LOOPBACK:
+        log.warning(
+            "console: plain_http_on_loopback is set but web.host is %s: the session cookie "
+            "travels unencrypted if staff reach the console from another machine",
+            settings.web.host,
+        )
+    return False
 
 
 def session_secret(settings: Settings) -> str:
@@ -71,6 +80,10 @@ def build_console(
             lock_for=timedelta(minutes=settings.console.lockout_minutes),
         ),
         session_for=timedelta(hours=settings.console.session_hours),
+        per_address=AddressLimit(
+            settings.console.logins_per_address,
+            timedelta(minutes=settings.console.login_window_minutes),
+        ),
         prefix=prefix,
     )
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC), name="static")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,9 +17,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from bot.admin import csrf
 from bot.admin.accounts import LockoutPolicy
 from bot.admin.i18n import UI_LANGUAGES
+from bot.admin.login_limit import AddressLimit
 from bot.admin.render import SECURITY_HEADERS, Translator
 from bot.runtime import Runtime
-from bot.storage.models import StaffAccount
 from intents.i18n import Catalog
 
 
@@ -37,6 +36,7 @@ class Console:
     catalog: Catalog
     lockout: LockoutPolicy
     session_for: timedelta
+    per_address: AddressLimit
     prefix: str = "/admin"
 
     def url(self, path: str = "/") -> str:
@@ -52,12 +52,6 @@ class Staff:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-
-def password_stamp(account: StaffAccount) -> str:
-    # Kept in the session: a changed password (or reset) signs every old session out. A digest
-    # of the hash, so the cookie carries nothing of the hash itself.
-    return hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]
 
 
 def language(request: Request) -> str:

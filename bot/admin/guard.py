@@ -17,7 +17,6 @@ from bot.admin.context import (
     Staff,
     language,
     login_redirect,
-    password_stamp,
 )
 from bot.storage.models import StaffAccount
 
@@ -27,13 +26,13 @@ Handler = Callable[[Ctx], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def start_session(request: Request, account: StaffAccount, now: datetime) -> None:
-    """A fresh session on login: whatever was in the cookie before (a planted one) is gone."""
+def start_session(request: Request, staff_id: int, epoch: int, now: datetime) -> None:
+    """A fresh session on login: whatever was in the cookie before (a planted one) is gone.
+    `epoch` is the account's session epoch: bumping it (accounts.end_sessions) ends this
+    session, wherever a copy of the cookie is."""
     lang = request.session.get("lang")
     request.session.clear()
-    request.session.update(
-        staff_id=account.id, stamp=password_stamp(account), issued=now.timestamp()
-    )
+    request.session.update(staff_id=staff_id, epoch=epoch, issued=now.timestamp())
     if lang:
         request.session["lang"] = lang
     csrf.rotate(request.session)
@@ -49,7 +48,8 @@ def end_session(request: Request) -> None:
 
 async def current_staff(console: Console, request: Request) -> Staff | None:
     """The signed-in, still active account behind the session, or None. Checked against the
-    database on every request, so deactivating an account takes effect at once."""
+    database on every request, so logout, a new password, a role change or deactivation (each
+    bumps the account's session epoch) takes effect at once, in every process."""
     staff_id = request.session.get("staff_id")
     issued = request.session.get("issued")
     if not isinstance(staff_id, int) or not isinstance(issued, int | float):
@@ -61,7 +61,7 @@ async def current_staff(console: Console, request: Request) -> Staff | None:
         account = await session.get(StaffAccount, staff_id)
         if account is None or not account.active:
             return None
-        if request.session.get("stamp") != password_stamp(account):
+        if request.session.get("epoch") != account.session_epoch:
             return None
         return Staff(account.id, account.email, account.role)
 

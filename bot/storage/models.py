@@ -298,6 +298,12 @@ class StaffAccount(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Every console cookie carries the epoch it was issued in; logout, a new password, a role
+    # change or deactivation bump it, which ends every session of the account at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where this member of staff may test-send an announcement ("telegram:12345"), set by an
+    # admin: a test goes to staff's own phone, not to any address typed in.
+    test_recipients: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class AuditEntry(Base):

@@ -22,6 +22,7 @@ T = TypeVar("T")
 PASSWORD = "correct horse battery staple"
 ADMIN = "admin@city.example.jp"
 STAFF = "staff@city.example.jp"
+HTTPS = "https://testserver"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -91,7 +92,10 @@ class Console:
 @pytest.fixture
 def console(settings: Settings, clock: Clock, request: pytest.FixtureRequest) -> Iterator[Console]:
     app = create_app(settings, clock=clock, migrate_schema=True, **app_kwargs(request))
-    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+    # https, as in production: the session cookie is Secure, so a client over http drops it.
+    with TestClient(
+        app, base_url=HTTPS, raise_server_exceptions=False, follow_redirects=False
+    ) as client:
         yield Console(client)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
+from bot.config import Settings
 from bot.storage.models import AuditEntry, StaffAccount
-from tests.admin.conftest import ADMIN, PASSWORD, STAFF, Console
-from tests.conftest import Clock
+from bot.web import create_app
+from tests.admin.conftest import ADMIN, PASSWORD, STAFF, Console, app_kwargs
+from tests.conftest import ROOT, Clock, make_settings
 
 PAGES = [
     "/admin/", "/admin/tours", "/admin/tours/new", "/admin/tours/1/edit", "/admin/tours/1/signups",
@@ -64,7 +67,6 @@ def test_login_logout_and_the_session_cookie(console: Console) -> None:
     cookie = res.headers["set-cookie"]
     assert "iju_console=" in cookie and "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower() and "path=/admin" in cookie
-    assert "secure" not in cookie.lower()  # web.host is 127.0.0.1: `make run` over http
     home = console.client.get("/admin/")
     assert home.status_code == 200 and ADMIN in home.text
     assert home.headers["cache-control"] == "no-store"
@@ -196,3 +198,79 @@ def test_login_is_not_audited_but_password_never_logged(
         return (await session.scalars(select(AuditEntry))).all()
 
     assert console.db(entries) == []
+
+
+# --- the cookie is Secure in production (defect 9) ------------------------------------------
+def test_session_cookie_is_secure_with_the_shipped_config(console: Console) -> None:
+    """config.toml says web.host = "127.0.0.1" and the Procfile binds 0.0.0.0 (or a proxy on
+    the same machine talks to 127.0.0.1): the host must not turn Secure off."""
+    assert console.runtime.settings.web.host == "127.0.0.1"
+    console.add_staff(ADMIN, "admin")
+    cookie = console.login(ADMIN).headers["set-cookie"].lower()
+    assert "; secure" in cookie
+
+
+def test_plain_http_on_loopback_only_when_the_operator_says_so(
+    database_url: str, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    """`make run` sets CONSOLE_PLAIN_HTTP_ON_LOOPBACK=1 and signs in over http://127.0.0.1."""
+    from bot.config import load_settings
+
+    settings: Settings = load_settings(
+        ROOT / "config.toml",
+        environ={"DATABASE_URL": database_url, "CONSOLE_PLAIN_HTTP_ON_LOOPBACK": "1"},
+    )
+    app = create_app(settings, clock=clock, migrate_schema=True, **app_kwargs(request))
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
+        console = Console(client)
+        console.add_staff(ADMIN, "admin")
+        res = console.login(ADMIN)
+        assert res.status_code == 303 and "secure" not in res.headers["set-cookie"].lower()
+        assert client.get("/admin/").status_code == 200
+    assert not make_settings(database_url).console.plain_http_on_loopback  # off unless said
+
+
+# --- sessions end when they should (defect 4) -----------------------------------------------
+def _cookie(console: Console) -> str:
+    value = console.client.cookies.get("iju_console")
+    assert value
+    return value
+
+
+def _with_cookie(console: Console, cookie: str) -> int:
+    """GET the dashboard as a browser holding `cookie` (a copy of a console cookie)."""
+    # An explicit Cookie header: the client's own jar is left out of this one request.
+    res = console.client.get("/admin/", headers={"cookie": f"iju_console={cookie}"})
+    return int(res.status_code)
+
+
+def test_logout_ends_a_copied_cookie(console: Console) -> None:
+    console.add_staff(ADMIN, "admin")
+    assert console.login(ADMIN).status_code == 303
+    copied = _cookie(console)
+    assert _with_cookie(console, copied) == 200
+    assert console.post("/admin/logout").status_code == 303
+    assert _with_cookie(console, copied) == 303  # back to the login page
+    # Signing in again works, with a new session.
+    assert console.login(ADMIN).status_code == 303
+    assert console.client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "action", ["password", "make_admin", "deactivate"], ids=["password", "role", "removal"]
+)
+def test_an_admin_change_ends_the_accounts_sessions_at_once(console: Console, action: str) -> None:
+    console.add_staff(ADMIN, "admin")
+    staff_id = console.add_staff(STAFF)
+    assert console.login(STAFF).status_code == 303
+    staff_cookie = _cookie(console)
+    assert _with_cookie(console, staff_cookie) == 200
+    console.client.cookies.clear()
+    assert console.login(ADMIN).status_code == 303
+    admin_cookie = _cookie(console)
+    changed = console.post(
+        f"/admin/staff/{staff_id}", {"action": action, "password": "a brand new passphrase"}
+    )
+    assert changed.status_code == 303
+    assert _with_cookie(console, staff_cookie) == 303, action
+    assert _with_cookie(console, admin_cookie) == 200  # the admin stays signed in

@@ -153,6 +153,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Ser
             "LINE_CHANNEL_SECRET": "browser-test-line-secret",
             "LINE_CHANNEL_ACCESS_TOKEN": "browser-test-line-token",
             "LINE_API_BASE_URL": fake.url,
+            "CONSOLE_PLAIN_HTTP_ON_LOOPBACK": "1",  # `make run`'s shape: http on 127.0.0.1
         }
         settings = load_settings(ROOT / "config.toml", environ=environ)
         kwargs: dict[str, Any] = {}

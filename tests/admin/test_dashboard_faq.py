@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.storage.models import UnansweredQuestion
 from bot.web import create_app
 from tests.admin import data
-from tests.admin.conftest import ADMIN, Console, app_kwargs
+from tests.admin.conftest import ADMIN, HTTPS, Console, app_kwargs
 from tests.conftest import Clock
 
 
@@ -85,7 +85,7 @@ def test_faq_page_shows_problems_in_the_files(
     (broken / "housing.toml").write_text('[[entry]]\nid = "x"\ntopic = "nowhere"\n', "utf-8")
     # The bot itself keeps the sample FAQ; only the page reads the broken directory.
     app = create_app(settings, clock=clock, migrate_schema=True, **app_kwargs(request))
-    with TestClient(app, follow_redirects=False) as client:
+    with TestClient(app, base_url=HTTPS, follow_redirects=False) as client:
         console = Console(client)
         console.add_staff(ADMIN, "admin")
         console.login(ADMIN)

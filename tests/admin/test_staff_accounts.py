@@ -108,5 +108,5 @@ def test_terminal_password_is_asked_twice(monkeypatch: pytest.MonkeyPatch) -> No
     assert read_password(False, Tty()) == "same passphrase!!"
 
 
-def test_hashes_are_argon2id() -> None:
-    assert hash_password(PASSWORD).startswith("$argon2id$")
+async def test_hashes_are_argon2id() -> None:
+    assert (await hash_password(PASSWORD)).startswith("$argon2id$")

@@ -148,7 +148,8 @@ async def running_app(
     app = create_app(settings, clock=clock, migrate_schema=True, library=library)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        # https, as in production: the console's session cookie is Secure.
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
             yield Running(app, client, settings)
 
 

@@ -138,10 +138,12 @@ def test_lock_out_cannot_be_dodged_by_spelling_the_address_differently(
 ) -> None:
     """Five wrong passwords spread over "A@x", " a@X ", "A@X" lock the one account, even
     against the right password, and the lock holds in a freshly started process."""
-    from tests.admin.conftest import ADMIN, PASSWORD, Console
+    from tests.admin.conftest import ADMIN, HTTPS, PASSWORD, Console
 
     app = create_app(settings, clock=clock, migrate_schema=True, library=faq_library)
-    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+    with TestClient(
+        app, base_url=HTTPS, raise_server_exceptions=False, follow_redirects=False
+    ) as client:
         console = Console(client)
         console.add_staff(ADMIN, "admin")
         spellings = [ADMIN.upper(), f"  {ADMIN} ", ADMIN.title(), ADMIN, ADMIN.swapcase()]
@@ -150,7 +152,9 @@ def test_lock_out_cannot_be_dodged_by_spelling_the_address_differently(
         assert console.login(ADMIN).status_code == 401  # locked
     clock.advance(minutes=5)
     again = create_app(settings, clock=clock, migrate_schema=True, library=faq_library)
-    with TestClient(again, raise_server_exceptions=False, follow_redirects=False) as client:
+    with TestClient(
+        again, base_url=HTTPS, raise_server_exceptions=False, follow_redirects=False
+    ) as client:
         locked = Console(client).login(ADMIN, PASSWORD)
         assert locked.status_code == 401 and "ロックされています" in locked.text
 

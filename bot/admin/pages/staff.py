@@ -13,6 +13,7 @@ from bot.admin.accounts import (
     check_new_password,
     count_admins,
     create_staff,
+    end_sessions,
     hash_password,
 )
 from bot.admin.context import Console, Ctx, NotFound
@@ -78,17 +79,19 @@ async def change(ctx: Ctx) -> Response:
                 account.active = True
             elif action == "deactivate":
                 account.active = False
+                end_sessions(account)
             elif action == "unlock":
                 account.locked_until, account.failed_logins = None, 0
             elif action in ("make_admin", "make_staff"):
                 account.role = action.removeprefix("make_")
+                end_sessions(account)  # signs in again under the new role
             else:
                 new_password = ctx.form.get("password") if ctx.form is not None else None
                 new_password = new_password if isinstance(new_password, str) else ""
                 check_new_password(new_password)
-                # A new hash also ends that account's open sessions (see password_stamp).
-                account.password_hash = hash_password(new_password)
+                account.password_hash = await hash_password(new_password)
                 account.locked_until, account.failed_logins = None, 0
+                end_sessions(account)  # whoever knew the old password is signed out
             audit.record(session, ctx.me.id, f"staff.{action}", f"staff:{staff_id}", ctx.now())
     except AccountError as exc:
         return await list_page(ctx, error=ctx.t(str(exc), min=12))
