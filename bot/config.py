@@ -140,11 +140,24 @@ class StaffSettings(_Section):
     telegram_chat_id: str = ""
     # A conversation handed to staff returns to the bot after this long without messages.
     handoff_idle_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
+    # Unanswered questions kept for staff per person per hour: one person repeating themselves
+    # (or a script) must not bury everyone else's questions in the console's list.
+    unanswered_per_person_per_hour: int = Field(default=5, ge=1, le=1000)
 
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+
+class WebChatSettings(_Section):
+    # Messages the web chat takes per minute from one visitor (their cookie) and from one
+    # client address (every visitor behind it: an office, a library), each with a burst on
+    # top; beyond them a 429 and a polite line in the page. Counted per web process.
+    visitor_per_minute: int = Field(default=10, ge=1, le=10_000)
+    visitor_burst: int = Field(default=8, ge=1, le=10_000)
+    address_per_minute: int = Field(default=60, ge=1, le=100_000)
+    address_burst: int = Field(default=30, ge=1, le=100_000)
 
 
 class PrivacySettings(_Section):
@@ -258,6 +271,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     faq: FaqSettings = FaqSettings()
     web: WebSettings = WebSettings()
+    webchat: WebChatSettings = WebChatSettings()
     signup: SignupSettings
     reminders: ReminderSettings = ReminderSettings()
     staff: StaffSettings = StaffSettings()
