@@ -128,8 +128,10 @@ class BotProcess:
 
 
 class WebProcess(BotProcess):
-    def __init__(self, database_url: str, fake: FakePlatform, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, database_url: str, fake: FakePlatform, workdir: Path, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         super().__init__(
             ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
             database_url, fake, workdir, "web",
@@ -152,8 +154,10 @@ class WebProcess(BotProcess):
 class AcceptingWeb(WebProcess):
     """The Procfile's `web`: uvicorn with WEB_ANSWERS=0, only accepting; `answer` answers."""
 
-    def __init__(self, database_url: str, fake: FakePlatform, workdir: Path) -> None:
-        super().__init__(database_url, fake, workdir)
+    def __init__(
+        self, database_url: str, fake: FakePlatform, workdir: Path, port: int | None = None
+    ) -> None:
+        super().__init__(database_url, fake, workdir, port)
         self.env["WEB_ANSWERS"] = "0"
 
     def argv(self) -> list[str]:
