@@ -11,6 +11,7 @@ storage runs a timer thread for expiry; a window per address is the few lines be
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from datetime import datetime, timedelta
 
@@ -45,4 +46,4 @@ class AddressLimit:
         times = self._seen.get(address)
         if not times or len(times) < self.attempts:
             return 0
-        return max(1, int((times[0] + self.window - now).total_seconds()) + 1)
+        return max(1, math.ceil((times[0] + self.window - now).total_seconds()))
