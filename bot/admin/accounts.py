@@ -94,6 +94,26 @@ def normalise_email(email: str) -> str:
     return email
 
 
+# A test recipient is "channel:address" (the staff member's own LINE user id, Telegram chat or
+# web-chat visitor id); a handful is plenty, and an address is never longer than 128.
+MAX_TEST_RECIPIENTS = 10
+_TEST_RECIPIENT = re.compile(r"^(line|telegram|web):([\x21-\x7e]{1,128})$")
+
+
+def parse_test_recipients(text: str) -> list[str]:
+    """One "channel:address" a line, as an admin types them on the staff page."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_TEST_RECIPIENTS or not all(_TEST_RECIPIENT.match(x) for x in lines):
+        raise AccountError("staff.test_recipients_invalid")
+    return list(dict.fromkeys(lines))
+
+
+def may_test_send(account: StaffAccount, channel: str, address: str) -> bool:
+    """Admins test-send anywhere; staff only to the test recipients an admin gave them, so a
+    test (which looks like a real announcement) cannot be sent to a resident."""
+    return account.role == "admin" or f"{channel}:{address}" in (account.test_recipients or [])
+
+
 def end_sessions(account: StaffAccount) -> None:
     """Sign the account out everywhere: every console cookie carries the epoch it was issued
     in, and guard.current_staff refuses one whose epoch is no longer the account's."""

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.storage.models import Announcement, AuditEntry, Delivery
+from bot.storage.models import Announcement, AuditEntry, Delivery, StaffAccount
 from tests.admin import data
-from tests.admin.conftest import Console, RecordingPusher
+from tests.admin.conftest import STAFF, Console, RecordingPusher
 from tests.conftest import Clock
 
 TEXT = "【お知らせ】冬の移住相談会を開催します。"
@@ -176,7 +176,13 @@ def test_schedule_test_send_now_and_cancel(staff: Console) -> None:
     announcement_id = int(page_url.rsplit("/", 1)[1])
     page = staff.client.get(page_url).text
     assert "予約中" in page and "2026-11-30 09:00" in page
-    # A test to staff's own chat, before anyone else gets it.
+
+    # A test to staff's own chat (an admin registered it for them), before anyone else gets it.
+    async def own_chat(session):  # type: ignore[no-untyped-def]
+        account = await session.scalar(select(StaffAccount).where(StaffAccount.email == STAFF))
+        account.test_recipients = ["telegram:staff-chat"]
+
+    staff.db(own_chat)
     tested = staff.post(
         f"{page_url}/test", {"channel": "telegram", "address": "staff-chat"}, page=page_url
     )

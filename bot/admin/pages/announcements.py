@@ -3,6 +3,7 @@ cancel, and the history with delivered / failed / skipped counts."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from starlette.routing import Route
 
 from bot import announcements as ann
 from bot.admin import audit
+from bot.admin.accounts import may_test_send
 from bot.admin.context import Console, Ctx, NotFound
 from bot.admin.guard import guarded
 from bot.admin.outreach import (
@@ -22,7 +24,9 @@ from bot.admin.outreach import (
     FormError,
     release_now,
 )
-from bot.storage.models import Announcement, Tour
+from bot.storage.models import Announcement, StaffAccount, Tour
+
+log = logging.getLogger(__name__)
 
 PREVIEW_CHANNELS = ("line", "telegram")
 
@@ -150,7 +154,7 @@ def _announcement_id(ctx: Ctx) -> int:
     return int(ctx.request.path_params["announcement_id"])
 
 
-async def detail(ctx: Ctx, *, error: str = "") -> Response:
+async def detail(ctx: Ctx, *, error: str = "", status: int = 400) -> Response:
     announcement_id = _announcement_id(ctx)
     async with ctx.sessions() as session:
         row = await session.get(Announcement, announcement_id)
@@ -163,6 +167,8 @@ async def detail(ctx: Ctx, *, error: str = "") -> Response:
         tour = None
         if row.segment.get("tour_id"):
             tour = await session.get(Tour, int(row.segment["tour_id"]))
+        me = await session.get(StaffAccount, ctx.me.id)
+        test_recipients = list(me.test_recipients or []) if me is not None else []
     previews = {
         (channel, lang): ann.preview(row, channel, lang)
         for channel in PREVIEW_CHANNELS
@@ -170,7 +176,7 @@ async def detail(ctx: Ctx, *, error: str = "") -> Response:
     }
     return ctx.render(
         "announcement.html",
-        status=400 if error else 200,
+        status=status if error else 200,
         a=row,
         report=report,
         count=count,
@@ -178,6 +184,7 @@ async def detail(ctx: Ctx, *, error: str = "") -> Response:
         previews=previews,
         error=error,
         channels=DELIVERABLE,
+        test_recipients=test_recipients,
     )
 
 
@@ -186,6 +193,8 @@ async def show(ctx: Ctx) -> Response:
 
 
 async def send_test(ctx: Ctx) -> Response:
+    """A test copy to one address: staff's own test recipients (admins: any address), and in
+    the audit log, since a test looks like the real announcement to whoever gets it."""
     announcement_id = _announcement_id(ctx)
     channel, address = ctx.field("channel"), ctx.field("address")
     if not address:
@@ -194,16 +203,30 @@ async def send_test(ctx: Ctx) -> Response:
         async with ctx.sessions() as session, session.begin():
             if await session.get(Announcement, announcement_id) is None:
                 raise NotFound
-            await ann.send_test(
-                session,
-                announcement_id,
-                channel,
-                address,
-                ctx.now(),
-                lang=ctx.field("lang") or None,
-            )
+            me = await session.get(StaffAccount, ctx.me.id)
+            if me is None or not may_test_send(me, channel, address):
+                refused = True
+            else:
+                refused = False
+                delivery = await ann.send_test(
+                    session,
+                    announcement_id,
+                    channel,
+                    address,
+                    ctx.now(),
+                    lang=ctx.field("lang") or None,
+                )
+                # The person's row id, never the platform address (see bot.admin.audit).
+                to = f"person:{delivery.person_id}" if delivery.person_id else "no person"
+                audit.record(
+                    session, ctx.me.id, "announcement.test", f"announcement:{announcement_id}",
+                    ctx.now(), f"{channel} to {to}",
+                )  # fmt: skip
     except ann.AnnouncementError as exc:
         return await detail(ctx, error=_error_text(ctx, exc))
+    if refused:
+        log.info("console: staff %d refused a test-send outside their test recipients", ctx.me.id)
+        return await detail(ctx, error=ctx.t("ann.test_not_yours"), status=403)
     ctx.flash(ctx.t("ann.test_queued"))
     return ctx.redirect(f"/announcements/{announcement_id}")
 

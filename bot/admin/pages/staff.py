@@ -15,12 +15,15 @@ from bot.admin.accounts import (
     create_staff,
     end_sessions,
     hash_password,
+    parse_test_recipients,
 )
 from bot.admin.context import Console, Ctx, NotFound
 from bot.admin.guard import guarded
 from bot.storage.models import StaffAccount
 
-ACTIONS = ("activate", "deactivate", "unlock", "make_admin", "make_staff", "password")
+ACTIONS = (
+    "activate", "deactivate", "unlock", "make_admin", "make_staff", "password", "test_recipients",
+)  # fmt: skip
 
 
 async def list_page(ctx: Ctx, *, error: str = "", email: str = "") -> Response:
@@ -85,6 +88,8 @@ async def change(ctx: Ctx) -> Response:
             elif action in ("make_admin", "make_staff"):
                 account.role = action.removeprefix("make_")
                 end_sessions(account)  # signs in again under the new role
+            elif action == "test_recipients":
+                account.test_recipients = parse_test_recipients(ctx.field("test_recipients"))
             else:
                 new_password = ctx.form.get("password") if ctx.form is not None else None
                 new_password = new_password if isinstance(new_password, str) else ""
