@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -53,16 +54,103 @@ def redact(text: str) -> str:
     return text
 
 
+# Exceptions whose text is withheld in logs. SQLAlchemy puts a statement's parameters in its
+# errors (hidden anyway: bot/storage/db.py passes hide_parameters), but the database's own
+# message can quote a row ("Key (email)=(...) already exists"), and any exception raised
+# with a person's words in it would carry them into uvicorn's traceback. So a logged
+# exception keeps its type, its frames (code, never data) and only the parts of its text that
+# cannot hold what a person wrote.
+_WITHHELD = "message withheld: it may hold personal data"
+
+# A client that closed its connection before the response: routine, not a server error.
+# Matched by name so this module imports no web framework (starlette's ClientDisconnect).
+_GONE_NAMES = frozenset({"ClientDisconnect", "ClientDisconnected"})
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a log: the exception's type and what of its text is safe to show."""
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{name}: [Errno {exc.errno}] {exc.strerror}"
+    # SQLAlchemy's StatementError: the SQL is the code's, with placeholders for the values.
+    statement = getattr(exc, "statement", None)
+    if isinstance(statement, str):
+        return f"{name}: ({_WITHHELD}) [SQL: {redact(statement)[:1000]}]"
+    return f"{name} ({_WITHHELD})"
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """Like traceback.format_exception, causes and contexts included, with every
+    exception's text replaced by describe_exception."""
+    parts: list[str] = []
+    seen: set[int] = set()
+
+    def walk(current: BaseException) -> None:
+        seen.add(id(current))
+        cause = current.__cause__
+        context = None if current.__suppress_context__ else current.__context__
+        if cause is not None and id(cause) not in seen:
+            walk(cause)
+            parts.append("\nThe above exception was the direct cause of the following:\n\n")
+        elif context is not None and id(context) not in seen:
+            walk(context)
+            parts.append(
+                "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        if current.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(current.__traceback__))
+        parts.append(describe_exception(current) + "\n")
+        if isinstance(current, BaseExceptionGroup):
+            for n, inner in enumerate(current.exceptions, 1):
+                if id(inner) not in seen:
+                    parts.append(f"+-- sub-exception {n} --\n")
+                    walk(inner)
+
+    walk(exc)
+    return "".join(parts).rstrip("\n")
+
+
+def _client_gone(exc: BaseException) -> bool:
+    if type(exc).__name__ in _GONE_NAMES:
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_client_gone(inner) for inner in exc.exceptions)
+    return False
+
+
 class RedactingFilter(logging.Filter):
-    """Masks secrets and personal data in the message and any traceback, before formatting."""
+    """Masks secrets and personal data in the message and any traceback, before formatting.
+    Exceptions (logged with exc_info, or passed as arguments) show their type and frames, not
+    their text; a client that went away is a line at INFO, not an error with a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _client_gone(exc):
+            if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
+                return False
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = (
+                "client went away before the response (%s)",
+                (type(exc).__name__,),
+            )
+            record.exc_info, record.exc_text = None, None
+        if isinstance(record.msg, BaseException):
+            record.msg = describe_exception(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                describe_exception(a) if isinstance(a, BaseException) else a for a in record.args
+            )
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if exc is not None and record.exc_info:
+            # Rendered here, scrubbed, and cached where every formatter looks first.
+            record.exc_text = scrubbed_traceback(exc)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:

@@ -21,6 +21,9 @@ def create_engine(url: str, *, root: Path | None = None, **kwargs: Any) -> Async
     """Build the process's one engine. SQLite gets WAL and a busy timeout so the web
     process and the scheduler can write without 'database is locked' errors."""
     parsed = make_url(url)
+    # A failed statement's error would otherwise print its parameters (a resident's name,
+    # message, phone) into the traceback that uvicorn and the workers log.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":

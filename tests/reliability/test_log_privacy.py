@@ -10,19 +10,27 @@ since the log redaction recognises shapes.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import select
+import uvicorn
+from sqlalchemy import select, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from bot import logs
 from bot.admin.accounts import create_staff
+from bot.storage.db import create_engine
 from bot.storage.models import Handoff
 from faq.library import FaqLibrary
 from tests.channels.conftest import line_event, platform_settings, running_app, sign, tg_update
@@ -102,6 +110,7 @@ async def _session(tmp_path: Path, fake: FakePlatform, clock: Clock, library: Fa
         runtime = app.app.state.runtime
         tour = await make_tour(runtime, clock.now)
         client = app.client
+        await client.get("/")  # the page gives the visitor's cookie
 
         # Web chat: the whole individual sign-up.
         steps: list[dict[str, str]] = [
@@ -205,3 +214,109 @@ async def test_no_secret_or_personal_data_in_any_log_line(
     leaks = {what: value for what, value in SECRETS.items() if value in output}
     lines = [line for line in output.splitlines() if any(v in line for v in leaks.values())]
     assert leaks == {}, "\n".join(lines[:10])
+
+
+# --- whatever fails: uvicorn's tracebacks and client disconnects ---------------------------
+MESSAGE = "小諸 花子です。空き家を探しています"
+
+
+class _Watch(logging.Handler):
+    """Wakes the test when uvicorn has logged about a request (it logs after the app)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logged.set()
+
+
+def _failing_app(database_url: str) -> Starlette:
+    """Routes that fail the way the console did: a statement with a resident's details, and
+    an exception raised with a resident's words in it; and one that reads a request body."""
+    engine = create_engine(database_url)
+
+    async def store(request: Request) -> Response:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS people (name TEXT UNIQUE)"))
+            for _ in range(2):  # the second insert breaks the unique name
+                await conn.execute(
+                    text("INSERT INTO people (name) VALUES (:name || :message)"),
+                    {"name": NAME, "message": MESSAGE},
+                )
+        return PlainTextResponse("stored")
+
+    async def parse(request: Request) -> Response:
+        raise ValueError(f"could not understand {MESSAGE!r} from {NAME}")
+
+    async def upload(request: Request) -> Response:
+        return PlainTextResponse(str(len(await request.body())))
+
+    return Starlette(
+        routes=[
+            Route("/store", store, methods=["POST"]),
+            Route("/parse", parse, methods=["POST"]),
+            Route("/upload", upload, methods=["POST"]),
+        ]
+    )
+
+
+@asynccontextmanager
+async def _uvicorn(app: Starlette, port: int) -> AsyncIterator[_Watch]:
+    """The app under a real uvicorn (its own error logging), in this event loop."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, log_level=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    watch = _Watch()
+    logging.getLogger("uvicorn.error").addHandler(watch)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # start-up, not a timed wait: the task runs meanwhile
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        watch.logged.clear()  # "Started server process" and friends
+        yield watch
+    finally:
+        server.should_exit = True
+        await task
+        logging.getLogger("uvicorn.error").removeHandler(watch)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+async def test_a_failing_request_logs_no_parameters_or_message_text(
+    tmp_path: Path, fmt: logs.LogFormat
+) -> None:
+    app = _failing_app(f"sqlite+aiosqlite:///{tmp_path / 'failing.sqlite3'}")
+    with production_logging(fmt) as buffer:
+        async with _uvicorn(app, 8741) as watch, httpx.AsyncClient() as client:
+            for path in ("/store", "/parse"):
+                watch.logged.clear()
+                res = await client.post(f"http://127.0.0.1:8741{path}")
+                assert res.status_code == 500
+                await asyncio.wait_for(watch.logged.wait(), 10)
+    output = buffer.getvalue()
+    # The operator still learns what failed and where.
+    assert "IntegrityError" in output and "INSERT INTO people" in output
+    assert "ValueError" in output and "Traceback" in output
+    for value in (NAME, "小諸", MESSAGE, "空き家を探しています"):
+        assert value not in output, output
+
+
+async def test_a_client_that_went_away_is_not_an_error() -> None:
+    app = _failing_app("sqlite+aiosqlite://")
+    with production_logging("json") as buffer:
+        async with _uvicorn(app, 8742) as watch:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", 8742)
+            writer.write(
+                b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\npart"
+            )
+            await writer.drain()
+            writer.close()  # gone before the body is complete
+            await writer.wait_closed()
+            await asyncio.wait_for(watch.logged.wait(), 10)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    gone = [line for line in lines if "went away" in line["message"]]
+    assert gone and all(line["level"] == "INFO" and "exc_info" not in line for line in gone)
+    assert [line for line in lines if line["level"] == "ERROR"] == []
