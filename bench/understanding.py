@@ -50,12 +50,14 @@ def main() -> int:
         understander.understand(m, lambda m=m: matcher.match(m))
     times = []
     taken = 0
+    taken_as: list[str] = []
     for q in queries:
         t0 = time.thread_time()
         u = understander.understand(q["q"], lambda q=q: matcher.match(q["q"]))
         times.append((time.thread_time() - t0) * 1000)
         if q["id"] is not None and u.command is not None:
             taken += 1
+            taken_as.append(f"{q['q']} -> {u.command.id} (FAQ {q['id']})")
     for m in typed:
         t0 = time.thread_time()
         understander.understand(m, lambda m=m: matcher.match(m))
@@ -103,6 +105,7 @@ def main() -> int:
             round(float(np.percentile(commands_only, 95)), 2),
         ],
         "in_scope_faq_taken_as_command": taken,
+        "faq_taken": taken_as,
         "commands_acted_right": f"{right}/{commands}",
         "commands_offered_with_a_tap": f"{offered}/{commands}",
         "acted_on_a_wrong_command": f"{acted_wrong}/{len(labelled)}",

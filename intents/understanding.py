@@ -49,12 +49,15 @@ class Command:
     examples: Mapping[str, tuple[str, ...]]
 
     def document(self) -> Document:
+        # The examples again stand in for an answer: the retriever's passage and answer
+        # signals then read all of them, not only the first (a command has no answer text).
+        ja, en = self.examples.get("ja", ()), self.examples.get("en", ())
         return Document(
             id=self.id,
-            questions_ja=self.examples.get("ja", ()),
-            questions_en=self.examples.get("en", ()),
-            answer_ja="",
-            answer_en="",
+            questions_ja=ja,
+            questions_en=en,
+            answer_ja="。".join(ja),
+            answer_en=". ".join(en),
         )
 
 

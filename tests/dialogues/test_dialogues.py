@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.config import ChannelAudiences
+from bot.config import ChannelAudiences, WebChatSettings
 from bot.storage.bookings import SqlTourDesk
 from bot.storage.models import Person
 from bot.storage.tours import NewTour, add_tour
@@ -69,6 +69,8 @@ class WebVisitor:
         self.user_id = ""
 
     async def _post(self, body: dict[str, Any]) -> Said:
+        if not self.client.cookies:
+            await self.client.get("/")  # as a browser does: the page sets the visitor cookie
         response = await self.client.post("/api/chat", json=body)
         assert response.status_code == 200, response.text
         self.user_id = self.user_id or str(self.client.cookies.get("iju_chat", ""))
@@ -248,7 +250,13 @@ async def dialogue_app(
     # Residents everywhere, so the individual form's dialogues run on Telegram too; the
     # company dialogues ask for the company form themselves.
     bot = settings.bot.model_copy(update={"audience": ChannelAudiences(telegram="resident")})
-    settings = settings.model_copy(update={"bot": bot})
+    # Every visitor comes from the test client's one address at the frozen clock: the rate
+    # limits have tests of their own.
+    webchat = WebChatSettings(
+        visitor_per_minute=10_000, visitor_burst=10_000, address_per_minute=100_000,
+        address_burst=100_000,
+    )  # fmt: skip
+    settings = settings.model_copy(update={"bot": bot, "webchat": webchat})
     async with running_app(settings, clock, faq_library) as running:
         await add_open_tours(running, clock)
         yield running
