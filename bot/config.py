@@ -154,10 +154,10 @@ class WebChatSettings(_Section):
     # Messages the web chat takes per minute from one visitor (their cookie) and from one
     # client address (every visitor behind it: an office, a library), each with a burst on
     # top; beyond them a 429 and a polite line in the page. Counted per web process.
-    visitor_per_minute: int = Field(default=10, ge=1, le=10_000)
-    visitor_burst: int = Field(default=8, ge=1, le=10_000)
-    address_per_minute: int = Field(default=60, ge=1, le=100_000)
-    address_burst: int = Field(default=30, ge=1, le=100_000)
+    visitor_per_minute: int = Field(default=20, ge=1, le=10_000)
+    visitor_burst: int = Field(default=20, ge=1, le=10_000)
+    address_per_minute: int = Field(default=120, ge=1, le=100_000)
+    address_burst: int = Field(default=60, ge=1, le=100_000)
 
 
 class PrivacySettings(_Section):

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot import metrics
 from bot.config import ChannelAudiences
 from bot.messages import Choice, EventKind, Incoming, Link, Reply
-from bot.storage import handoffs, turns
+from bot.storage import handoffs, turns, unanswered
 from bot.storage.bookings import BookingPolicy, SqlTourDesk
 from bot.storage.models import (
     Handoff,
@@ -59,6 +59,7 @@ class Engine:
         default_language: str = "ja",
         audiences: ChannelAudiences | None = None,
         clock: Callable[[], datetime] = utc_now,
+        unanswered_per_hour: int = 5,
     ) -> None:
         self.sessions = sessions
         self.services = services
@@ -67,6 +68,7 @@ class Engine:
         self.default_language = default_language
         self.audiences = audiences or ChannelAudiences()
         self.clock = clock
+        self.unanswered_per_hour = unanswered_per_hour
 
     @metrics.timed_handle
     async def handle(
@@ -97,6 +99,15 @@ class Engine:
                 log.info("retrying event: SQLite database busy")
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))
         raise RuntimeError("event could not be handled after concurrent-write retries")
+
+    async def preview(self, incoming: Incoming) -> list[Reply]:
+        """The replies `incoming` would get, with nothing kept (the transaction is rolled
+        back): the welcome for a web page opened by someone who has not said anything yet,
+        who is not a person the city keeps until they do."""
+        async with self.sessions() as session, session.begin() as transaction:
+            replies = list(await self._handle(session, incoming))
+            await transaction.rollback()
+        return replies
 
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> list[Reply]:
         now = self.clock()
@@ -151,7 +162,9 @@ class Engine:
             await turns.log_messages(
                 session, self._log(person, incoming, said, intent.name, outcome, now)
             )
-        if outcome.unanswered is not None:
+        if outcome.unanswered is not None and await unanswered.room_for(
+            session, person.id, now, self.unanswered_per_hour
+        ):
             session.add(self._unanswered(person, outcome.unanswered, turn.lang, now))
         log.info("%s event handled by %s", incoming.channel, intent.name)
         return outcome.replies

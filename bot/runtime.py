@@ -129,6 +129,7 @@ async def build_runtime(
         default_language=settings.bot.default_language,
         audiences=settings.bot.audience,
         clock=clock,
+        unanswered_per_hour=settings.staff.unanswered_per_person_per_hour,
     )
     return Runtime(
         settings=settings, db=db, sessions=sessions, engine=engine, policy=policy, clock=clock

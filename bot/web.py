@@ -26,6 +26,7 @@ from bot.channels.inbox import OPEN
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
+from bot.channels.webchat_limits import ChatLimits
 from bot.config import ConfigError, Settings, load_settings
 from bot.engine import utc_now
 from bot.runtime import Runtime, build_runtime
@@ -62,7 +63,8 @@ def create_app(
         )
         holder["runtime"] = runtime
         app.state.runtime = runtime
-        app.state.webchat = WebChat(runtime.engine, runtime.sessions)
+        limits = ChatLimits.from_settings(settings.webchat)
+        app.state.webchat = WebChat(runtime.engine, runtime.sessions, limits, clock=clock)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(runtime.aclose)
             await start_platforms(app.state, stack, runtime, clock, answer=answer)

@@ -39,3 +39,17 @@ async def count_since(session: AsyncSession, since: datetime) -> int:
         .where(UnansweredQuestion.created_at >= since)
     )
     return int(total or 0)
+
+
+async def room_for(session: AsyncSession, person_id: int, now: datetime, per_hour: int) -> bool:
+    """Whether another unanswered question of this person fits in the last hour's share:
+    the staff's list shows what many people ask, not one person (or script) repeating."""
+    kept = await session.scalar(
+        select(func.count())
+        .select_from(UnansweredQuestion)
+        .where(
+            UnansweredQuestion.person_id == person_id,
+            UnansweredQuestion.created_at > now - timedelta(hours=1),
+        )
+    )
+    return int(kept or 0) < per_hour

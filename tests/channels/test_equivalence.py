@@ -74,6 +74,7 @@ async def via_console(running: Running, fake: FakePlatform, clock: Clock) -> lis
 
 async def via_web(running: Running, fake: FakePlatform, clock: Clock) -> list[str]:
     said: list[str] = []
+    await running.client.get("/")  # the page gives the visitor's cookie
     for text in CONVERSATION:
         body = (await running.client.post("/api/chat", json={"text": text})).json()
         said.append(body["replies"][0]["text"])

@@ -17,10 +17,12 @@ from faq.library import FaqLibrary
 def client(settings: Settings, faq_library: FaqLibrary) -> Iterator[TestClient]:
     app = create_app(settings, migrate_schema=True, library=faq_library)
     with TestClient(app, raise_server_exceptions=False) as c:
+        c.get("/")  # as a visitor does: the page gives the cookie the chat needs
         yield c
 
 
 def test_page_is_served_with_a_visitor_cookie(client: TestClient) -> None:
+    client.cookies.clear()
     res = client.get("/")
     assert res.status_code == 200 and "移住相談チャット" in res.text
     assert "iju_chat" in res.cookies
@@ -92,7 +94,8 @@ def test_staff_messages_reach_the_web_chat_on_its_next_poll(client: TestClient) 
                 replies=[Reply("担当の佐藤です。")], now=runtime.clock(),
             )  # fmt: skip
 
-    client.portal.call(queue)  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(queue)
     first = client.get("/api/chat/updates").json()["replies"]
     assert [r["text"] for r in first] == ["担当の佐藤です。"]
     assert client.get("/api/chat/updates").json()["replies"] == []  # delivered once

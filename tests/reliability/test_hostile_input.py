@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from bot.config import WebChatSettings
 from bot.storage.models import WebhookInbox
 from bot.web import create_app
 from faq.library import FaqLibrary
@@ -116,6 +117,13 @@ def live_app(
     caplog: pytest.LogCaptureFixture,
 ) -> Iterator[Live]:
     settings_ = platform_settings(database_url, fake)
+    # Hundreds of web chat requests from the test client's one address at a frozen clock:
+    # the rate limits have tests of their own (tests/channels/test_webchat_bounds.py).
+    unbounded = WebChatSettings(
+        visitor_per_minute=10_000, visitor_burst=10_000, address_per_minute=100_000,
+        address_burst=100_000,
+    )  # fmt: skip
+    settings_ = settings_.model_copy(update={"webchat": unbounded})
     app = create_app(settings_, clock=clock, migrate_schema=True, library=faq_library)
     caplog.set_level(logging.INFO)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -300,6 +308,8 @@ def test_web_chat_hostile_requests(live: Live, faq_probe: FaqProbe) -> None:
     bodies = hostile.raw_bodies(hostile.mutated(message))
     cookies = st.one_of(st.none(), hostile.hostile_text().map(lambda s: s[:200]))
 
+    live.client.get("/")  # no cookie drawn: the page's own, so bodies reach the engine
+
     @settings(HOSTILE, max_examples=examples(200))
     @given(bodies, cookies)
     def run(body: bytes, cookie: str | None) -> None:
@@ -316,6 +326,7 @@ def test_web_chat_hostile_requests(live: Live, faq_probe: FaqProbe) -> None:
 
     run()
     live.client.cookies.clear()
+    live.client.get("/")
     answer = live.client.post("/api/chat", json={"text": faq_probe.question})
     assert answer.status_code == 200
     assert faq_probe.answer in answer.text
