@@ -35,9 +35,9 @@ ANNOUNCEMENT = "【小諸市】移住フェアのお知らせ：12月7日 東京
 REPLY = "担当の山田です。空き家バンクの登録は市役所2階の窓口でもできます。"
 
 
-def _browser_or_skip() -> Any:
+def _browser_or_skip() -> tuple[Any, Any]:
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError as exc:  # pragma: no cover - the dev extra installs it
         pytest.skip(f"playwright is not installed ({exc})")
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
@@ -45,7 +45,7 @@ def _browser_or_skip() -> Any:
             "Chromium is not installed (.ci/run installs Debian's chromium; "
             "apt-get install chromium chromium-driver)"
         )
-    return sync_playwright
+    return sync_playwright, expect
 
 
 def _free_port() -> int:
@@ -166,7 +166,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Ser
 def test_staff_send_an_announcement_and_answer_a_handoff_in_a_browser(
     served: tuple[Served, FakePlatform],
 ) -> None:
-    sync_playwright = _browser_or_skip()
+    sync_playwright, expect = _browser_or_skip()
     server, fake = served
     ids = server.seed()
     with sync_playwright() as pw:
@@ -188,8 +188,10 @@ def test_staff_send_an_announcement_and_answer_a_handoff_in_a_browser(
             page.check("input[name=channels][value=line]")
             page.check("input[name=audiences][value=resident]")
             page.check("input[name=languages][value=ja]")
-            page.wait_for_function(
-                "document.getElementById('recipient-count').dataset.total === '3'"
+            # Playwright's own polling, not an evaluated function: the console's CSP forbids
+            # the eval that wait_for_function needs once the count is late to arrive.
+            expect(page.locator("#recipient-count")).to_have_attribute(
+                "data-total", "3", timeout=15_000
             )
             assert "3人に届きます" in page.inner_text("#recipient-count")
             page.click("#send")

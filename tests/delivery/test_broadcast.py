@@ -140,11 +140,14 @@ async def test_line_worker_killed_mid_send_with_429_and_500(
 
 
 class DiesAfterClaims(Courier):
-    """A worker killed after its n-th claim committed: those rows stay `sending`, unsent."""
+    """A worker killed after its n-th claim committed: those rows stay `sending`, unsent.
+    Which channel's claim is the n-th depends on how the concurrent lanes interleave, so
+    the killing claim is kept for the test to look at."""
 
     def __init__(self, *args: Any, n: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.n, self.claims = n, 0
+        self.killed_with: list[Claimed] = []
 
     async def _claim(self, channel: str, size: int) -> list[Claimed]:
         if self.claims >= self.n:
@@ -152,6 +155,7 @@ class DiesAfterClaims(Courier):
         rows = await super()._claim(channel, size)
         self.claims += bool(rows)
         if self.claims == self.n:
+            self.killed_with = rows
             raise Killed
         return rows
 
@@ -186,8 +190,12 @@ async def test_mixed_broadcast_killed_after_claims(
     with pytest.raises(Killed):
         await doomed.send_due()
     stuck = [r for r in await outbox(runtime, ann) if r.status == "sending"]
-    # The killing claim's rows (a Telegram batch) stay `sending`, never pushed.
-    assert len(stuck) == telegram.claim_size and {r.channel for r in stuck} == {"telegram"}
+    # The killing claim's rows (LINE's or Telegram's, whichever lane claimed third) stay
+    # `sending`, and none of their recipients has been sent anything yet.
+    killed = doomed.killed_with
+    assert killed and {r.id for r in stuck} == {c.id for c in killed}
+    unsent = {f"{c.channel}:{who}" for c in killed for who in (c.recipients or [c.address])}
+    assert unsent and not unsent & set(fake.received)
 
     clock.advance(seconds=STUCK_AFTER.total_seconds() + 1)
     await drain(Courier(runtime.sessions, pushers_map, clock), clock)
