@@ -19,6 +19,9 @@ from bot.runtime import Runtime, build_runtime
 from bot.runtime import faq_library as faq_library_for
 from faq.library import FaqLibrary
 
+# Under CI=true a skipped PostgreSQL, spec, browser or font test fails the run.
+from tests.ci_required import pytest_runtest_makereport  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
