@@ -25,8 +25,11 @@ MIN_PASSWORD = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 T = TypeVar("T")
 
-# argon2-cffi's defaults follow RFC 9106's second recommended profile (64 MiB, t=3).
-_hasher = PasswordHasher()
+# RFC 9106's second recommended profile (64 MiB, t=3) with one lane instead of four: argon2
+# runs a thread per lane, so with four one hash took every core of the machine; with one it
+# takes one core for about as much CPU time, and HASHES_AT_ONCE below then bounds the cores
+# sign-ins can take. Hashes made with four lanes still verify and are redone at next sign-in.
+_hasher = PasswordHasher(parallelism=1)
 
 # A hash is ~300 ms of one core. It runs in a worker thread (argon2-cffi releases the GIL), so
 # the event loop keeps answering webhooks, and one at a time per process, so a login flood

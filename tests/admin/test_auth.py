@@ -274,3 +274,22 @@ def test_an_admin_change_ends_the_accounts_sessions_at_once(console: Console, ac
     assert changed.status_code == 303
     assert _with_cookie(console, staff_cookie) == 303, action
     assert _with_cookie(console, admin_cookie) == 200  # the admin stays signed in
+
+
+def test_a_hash_from_before_one_lane_still_signs_in_and_is_redone(console: Console) -> None:
+    from argon2 import PasswordHasher
+
+    staff_id = console.add_staff(ADMIN, "admin")
+
+    async def four_lanes(session):  # type: ignore[no-untyped-def]
+        account = await session.get(StaffAccount, staff_id)
+        account.password_hash = PasswordHasher(parallelism=4).hash(PASSWORD)
+
+    console.db(four_lanes)
+    assert console.login(ADMIN).status_code == 303
+
+    async def stored(session):  # type: ignore[no-untyped-def]
+        return (await session.get(StaffAccount, staff_id)).password_hash
+
+    assert ",p=1$" in console.db(stored)
+    assert console.client.get("/admin/").status_code == 200  # the rehash kept the session
