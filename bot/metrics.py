@@ -2,8 +2,11 @@
 
 The metrics live in prometheus_client's process-wide registry on purpose: that is the only
 shape its multiprocess mode supports (each process writes its values to files under
-PROMETHEUS_MULTIPROC_DIR and any web process can sum them on a scrape). They hold counts,
-never state another process needs. No web framework here: bot/engine.py imports this module.
+PROMETHEUS_MULTIPROC_DIR and any web process can sum them on a scrape). The Procfile gives
+`web`, `answer` and `worker` one such directory, so the events `answer` handles and the
+deliveries `worker` sends show at web's /metrics: one scrape target, no port per process
+(README, "Operating it"). They hold counts, never state another process needs. No web
+framework here: bot/engine.py imports this module.
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ from prometheus_client.registry import Collector
 
 from bot.messages import Incoming
 from faq.matcher import MatchResult
+
+
+def _multiprocess_directory(environ: Mapping[str, str]) -> None:
+    """Creates PROMETHEUS_MULTIPROC_DIR if it is set and missing: each process opens its
+    files there as soon as a metric has a value (below, at import), and the first process to
+    start should not fail for want of the directory."""
+    directory = environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+_multiprocess_directory(os.environ)
 
 HTTP_RESPONSES = Counter(
     "iju_http_responses_total",
