@@ -279,6 +279,11 @@ async def _start_worker(app: Starlette, stack: contextlib.AsyncExitStack, runtim
     stack.push_async_callback(finish)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def start_platforms(
     state: Any,
     stack: contextlib.AsyncExitStack,
@@ -305,13 +310,15 @@ async def start_platforms(
     else:
         log.info("LINE: LINE_CHANNEL_SECRET / LINE_CHANNEL_ACCESS_TOKEN unset, /webhooks/line off")
     if TelegramChannel.configured(settings):
-        telegram = await TelegramChannel.start(
+        telegram = TelegramChannel.create(
             settings, sessions=runtime.sessions, engine=runtime.engine, clock=clock, answer=answer
         )
         stack.push_async_callback(telegram.aclose)
         state.telegram = telegram
-        if answer:
-            await telegram.inbox.recover()
-            telegram.inbox.start()
+        # getMe in the background, retried: while Telegram cannot be reached its updates are
+        # stored (the webhook needs no getMe) and every other channel works as usual.
+        if not await telegram.connect():
+            connecting = asyncio.create_task(telegram.keep_connecting(), name="telegram-getMe")
+            stack.push_async_callback(_cancel, connecting)  # runs before aclose
     else:
         log.info("Telegram: TELEGRAM_BOT_TOKEN / TELEGRAM_WEBHOOK_SECRET unset, webhook off")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,11 @@ _KEY = re.compile(r"^~(\d{1,18})\.(\d{1,4})$")
 # Commands the menu offers, as the postbacks the intents already understand (a postback,
 # unlike the text "/help", says nothing about the language the person writes in).
 COMMANDS = {"help": "help", "lang": "lang", "cancel": "cancel", "menu": "menu"}
+# Telegram's update ids are positive and fit in 52 bits; beyond 63 bits a number cannot be an
+# update, and its 100-digit text would not fit the inbox's event id (a 503 retried forever).
+MAX_UPDATE_ID = 2**63 - 1
+# Waits between getMe attempts while Telegram cannot be reached (seconds, the last repeats).
+CONNECT_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -107,7 +113,12 @@ class TelegramChannel:
         self.application = application
         self.sessions = sessions
         self.catalog = catalog
-        self.inbox = Inbox(self, sessions, engine, clock=clock, answer=answer)
+        # Until getMe has answered this process only stores updates (connect() turns answering
+        # on): an answer could not be sent, and would be retried into `failed` meanwhile.
+        self.inbox = Inbox(self, sessions, engine, clock=clock, answer=False)
+        self._answer = answer
+        self.ready = False
+        self._connecting = asyncio.Lock()  # the start-up try and the background retries
 
     @property
     def bot(self) -> Bot:
@@ -120,7 +131,7 @@ class TelegramChannel:
         return bool(s.telegram_bot_token and s.telegram_webhook_secret)
 
     @classmethod
-    async def start(
+    def create(
         cls,
         settings: Settings,
         *,
@@ -129,20 +140,52 @@ class TelegramChannel:
         clock: Callable[[], datetime],
         answer: bool = True,
     ) -> TelegramChannel:
+        """The channel, without calling Telegram: its webhook stores updates at once, and
+        `connect()` (getMe) makes it answer them. Telegram being unreachable at start-up
+        must not stop LINE, the web chat or the console starting beside it."""
         secret = settings.secrets.telegram_webhook_secret
         if secret is None or not cls.configured(settings):
             raise ValueError("TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET are required")
-        application = build_application(settings)
-        await application.initialize()  # getMe: a wrong token fails here, at start-up
         return cls(
             webhook_secret=secret.get_secret_value(),
-            application=application,
+            application=build_application(settings),
             sessions=sessions,
             engine=engine,
             catalog=engine.services.catalog,
             clock=clock,
             answer=answer,
         )
+
+    async def connect(self) -> bool:
+        """One getMe; True once it has answered. Then, in an answering process, the updates
+        stored meanwhile (and those left by a previous process) are answered."""
+        async with self._connecting:
+            if self.ready:
+                return True
+            try:
+                await self.application.initialize()
+            except Exception as exc:  # network down, Telegram 5xx, a revoked token...
+                log.warning(
+                    "Telegram: getMe failed (%s); updates are stored and answered once it works",
+                    type(exc).__name__,
+                )
+                return False
+            self.ready = True
+            log.info("Telegram: getMe answered, the bot is connected")
+            if self._answer:
+                self.inbox.answer = True
+                await self.inbox.recover()
+                self.inbox.start()
+            return True
+
+    async def keep_connecting(
+        self, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """connect() until it works, waiting longer between tries (run in the background)."""
+        for attempt in range(10**9):
+            if await self.connect():
+                return
+            await wait(CONNECT_DELAYS[min(attempt, len(CONNECT_DELAYS) - 1)])
 
     # --- the webhook ----------------------------------------------------------------------
     async def webhook(self, request: Request) -> Response:
@@ -157,8 +200,14 @@ class TelegramChannel:
         except ValueError:  # UnicodeDecodeError included
             return PlainTextResponse("body is not JSON", status_code=400)
         update_id = data.get("update_id") if isinstance(data, dict) else None
-        if not isinstance(update_id, int) or isinstance(update_id, bool):
-            return PlainTextResponse("expected an Update with an update_id", status_code=400)
+        if (
+            not isinstance(update_id, int)
+            or isinstance(update_id, bool)
+            or not 0 <= update_id <= MAX_UPDATE_ID
+        ):
+            return PlainTextResponse(
+                "expected an Update with an update_id from 0 to 2**63-1", status_code=400
+            )
         try:
             await self.inbox.accept([(str(update_id), data)])
         except Exception as exc:  # database down: Telegram retries what we did not take
@@ -312,11 +361,13 @@ class TelegramChannel:
 
     async def aclose(self) -> None:
         await self.inbox.close()
-        await self.application.shutdown()
+        if self.ready:
+            await self.application.shutdown()
 
 
 def _ids_are_numbers(payload: dict[str, Any]) -> bool:
-    """Every `from` / `chat` id in the update's parts (and a callback's message) is an int."""
+    """Every `from` / `chat` id in the update's parts (and a callback's message) is an int
+    of at most 64 bits."""
     parts = [payload.get(k) for k in ("message", "edited_message", "callback_query",
                                       "my_chat_member")]  # fmt: skip
     parts += [p.get("message") for p in parts if isinstance(p, dict)]
@@ -328,5 +379,7 @@ def _ids_are_numbers(payload: dict[str, Any]) -> bool:
             if isinstance(who, dict) and "id" in who:
                 ident = who["id"]
                 if not isinstance(ident, int) or isinstance(ident, bool):
+                    return False
+                if not -MAX_UPDATE_ID <= ident <= MAX_UPDATE_ID:  # stored as text of <= 128
                     return False
     return True

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from bot.config import Settings
 from bot.web import create_app
 from faq.library import FaqLibrary
+from tests.channels.conftest import Running, tg_update
 
 
 @pytest.fixture
@@ -36,3 +37,17 @@ def test_a_forged_booking_id_gets_a_polite_reply(chat: TestClient, postback: str
     res = chat.post("/api/chat", json={"postback": postback})
     assert res.status_code == 200, res.text
     assert res.json()["replies"], "the visitor hears something back"
+
+
+async def test_an_update_id_no_update_can_have_is_a_clear_400(
+    platform_app_any_db: Running,
+) -> None:
+    """A 129-digit update_id was a 503 on PostgreSQL (its text did not fit the inbox), which
+    Telegram retries for ever; a user id past 64 bits could only fail later."""
+    update = tg_update("text_message")
+    update["update_id"] = int("9" * 129)
+    res = await platform_app_any_db.post_telegram(update)
+    assert res.status_code == 400 and "update_id" in res.text
+    huge_user = tg_update("text_message", user=int("9" * 129))
+    assert (await platform_app_any_db.post_telegram(huge_user)).status_code == 200
+    await platform_app_any_db.drain()  # taken, and left unanswered without an error
