@@ -9,6 +9,9 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from bot.messages import Reply
+from bot.pushers import register_pushers
+from bot.runtime import build_runtime
 from bot.storage.models import WebhookInbox
 from faq.library import FaqLibrary
 from tests.channels.conftest import (
@@ -66,3 +69,23 @@ async def test_telegram_down_at_start_up_stops_no_other_channel(
         await app.drain()
         sent = fake.telegram("sendMessage")
         assert len(sent) == 1 and faq_probe.answer in str(sent[0].body)
+
+
+async def test_telegram_down_does_not_stop_the_workers_other_pushers(
+    sqlite_url: str, fake: FakePlatform, clock: Clock, faq_library: FaqLibrary
+) -> None:
+    """The worker (reminders, announcements, staff replies) starts with LINE's pusher and
+    a Telegram one that sends once Telegram answers again."""
+    fake.fail_next("/getMe", 502, {"ok": False, "description": "Bad Gateway"})
+    runtime = await build_runtime(
+        platform_settings(sqlite_url, fake), clock=clock, migrate_schema=True, library=faq_library
+    )
+    try:
+        closers = await register_pushers(runtime)
+        assert set(runtime.pushers) == {"line", "telegram"}
+        await runtime.pushers["telegram"].push("42", [Reply("こんにちは")], retry_key="k")
+        assert [str(r.body["chat_id"]) for r in fake.telegram("sendMessage")] == ["42"]
+        for close in closers:
+            await close()
+    finally:
+        await runtime.aclose()
