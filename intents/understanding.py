@@ -10,6 +10,7 @@ one-word commands) are shortcuts that skip the ranking.
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,35 @@ _COMMAND_MODELS = ("use",)
 # the dialogue set understands lie at 0.62 and above, while 78 % of the FAQ's test questions
 # lie below it (bench/understanding.py), and ranking costs a second encode (~3 ms).
 _COMMAND_GATE = 0.45
+
+
+# How people phrase a request (do something) and a question (tell me something). Between a
+# command and an FAQ entry that both fit, the form decides: 「キャンセルしたい」 asks for the
+# cancellation, 「キャンセルの方法は？」 asks about it.
+_REQUEST = re.compile(
+    r"(たい|たいです|たいんですが|ください|下さい|お願い|おねがい|してほしい|して欲しい|なくなった|"
+    r"なくなりました|なくなっちゃ|できません|行けません|やめます|\bplease\b|\bi want\b|"
+    r"\bi'd like\b|\bi need\b|\bi have to\b|\bi can't\b|\bi cannot\b|\blet me\b)",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(
+    r"([?？]|ですか|ますか|でしょうか|方法|どうすれば|どうやって|いつ|いくら|教えて|"
+    r"\bhow\b|\bwhat\b|\bwhen\b|\bwhere\b|\bwhich\b|\bis there\b|\bcan i\b|\bdo i\b)",
+    re.IGNORECASE,
+)
+# A command the ranking only half believes is still carried out when the person plainly asks
+# for something and no FAQ entry fits at all (cancelling and erasing confirm with a tap).
+_REQUEST_ACT = 0.5
+# Confidences this close are a tie, which the phrasing breaks.
+_TIE = 0.05
+
+
+def phrasing(text: str) -> str:
+    """ "request", "question", or "" when both or neither."""
+    request, question = bool(_REQUEST.search(text)), bool(_QUESTION.search(text))
+    if request == question:
+        return ""
+    return "request" if request else "question"
 
 
 class InForm(StrEnum):
@@ -186,12 +216,16 @@ class Understander:
         c_band, c_p, commands = self.rank_commands(text)
         result = faq()
         entries = tuple(Meaning(m.entry.id, m.score) for m in result.matches)
-        # The more confident reading wins; a command must also be confident on its own.
-        if (
-            c_band is Band.ANSWER
-            and commands
-            and (result.band is not Band.ANSWER or c_p >= result.confidence)
-        ):
+        form = phrasing(text) if commands else ""
+        if c_band is Band.ANSWER and commands:
+            # Both fit: the more confident reading wins; in a near tie, the phrasing decides.
+            tie = abs(c_p - result.confidence) <= _TIE and bool(form)
+            command_wins = result.band is not Band.ANSWER or (
+                form == "request" if tie else c_p >= result.confidence
+            )
+            if command_wins:
+                return Understanding(Band.ANSWER, c_p, (commands[0], *entries))
+        elif commands and form == "request" and c_p >= _REQUEST_ACT and result.band is Band.UNKNOWN:
             return Understanding(Band.ANSWER, c_p, (commands[0], *entries))
         if result.band is Band.ANSWER:
             return Understanding(Band.ANSWER, result.confidence, entries)
