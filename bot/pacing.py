@@ -8,18 +8,88 @@ back), so a pace may allow a small burst to catch up and cap what any rolling se
 (`per_second`) instead: that is how Telegram's 30/s is approached without going over.
 Everything reads the event loop's clock, so tests drive it with a virtual-time loop instead
 of sleeping.
+
+A Pace holds within one process. Several workers on one PostgreSQL database share the
+platform's rate through a `SharedRate` as well: each call reserves the next free slot of a
+rate kept in the database (bot/storage/pace_slots.py), one slot every 1/rate seconds whoever
+asks, so N workers together stay under the rate instead of sending N times it. The embedded
+SQLite default runs one process and needs no shared rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
 Then = Callable[[], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SlotBook(Protocol):
+    """Where the processes sharing a rate book their slots (the database, or memory)."""
+
+    async def reserve(self, name: str, count: int, interval: float, now: float) -> float:
+        """Books `count` slots `interval` seconds apart after every slot booked before, the
+        first no earlier than `now`; returns the first one's time (seconds, wall clock)."""
+        ...
+
+
+class MemorySlots:
+    """A SlotBook in this process's memory: pacers of one process, and tests."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+
+    async def reserve(self, name: str, count: int, interval: float, now: float) -> float:
+        first = max(self._next.get(name, -math.inf), now)
+        self._next[name] = first + count * interval
+        return first
+
+
+class SharedRate:
+    """One platform rate shared by every process booking in `book`: a call waits for a slot
+    of its own, at most `rate` slots a second in all. Slots are booked a few at a time
+    (about `block_seconds` of them) so that a fast rate (LINE's 1,900 pushes/s) costs a
+    database write every 50 ms, not one per message; a booked slot that has passed unused is
+    dropped rather than spent late, so an idle process never comes back with a burst.
+    The wall clock (`clock`, seconds) is what the processes agree on; tests inject it."""
+
+    def __init__(
+        self,
+        name: str,
+        rate: float,
+        book: SlotBook,
+        *,
+        block_seconds: float = 0.05,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.name, self.book, self.clock, self.sleep = name, book, clock, sleep
+        self.interval = 1.0 / rate
+        self.block = max(1, int(rate * block_seconds))
+        self._slots: deque[float] = deque()
+        self._turn = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._turn:
+            now = self.clock()
+            while self._slots and self._slots[0] < now - self.interval:
+                self._slots.popleft()  # passed unused: spending it now would bunch calls
+            if not self._slots:
+                first = await self.book.reserve(self.name, self.block, self.interval, now)
+                self._slots.extend(first + i * self.interval for i in range(self.block))
+            slot = self._slots.popleft()
+            if slot > self.clock():
+                await self.sleep(slot - self.clock())
+
 
 # Per-chat times are pruned once there are this many (a broadcast to 10,000 chats would
 # otherwise keep 10,000 of them).
@@ -37,10 +107,12 @@ class Pace:
         per_key_interval: float | None = None,
         burst: int = 1,
         per_second: int | None = None,
+        shared: SharedRate | None = None,
     ) -> None:
         if rate <= 0 or burst < 1 or (per_second is not None and per_second < 1):
             raise ValueError("rate, burst and per_second must be positive")
         self.rate = rate
+        self.shared = shared  # the rate across processes, on top of this process's pace
         self.per_key_interval = per_key_interval
         # A burst of 2 lets a call that woke a few milliseconds late be caught up, instead of
         # every such delay lowering the pace; any one second then holds at most rate + 1.
@@ -55,11 +127,15 @@ class Pace:
     async def _acquire(self, then: Then | None) -> None:
         if self._recent is None:
             await self._overall.acquire()
+            if self.shared is not None:
+                await self.shared.take()
             if then is not None:
                 await then()
             return
         async with self._turn:  # FIFO: the bucket and the window see calls in one order
             await self._overall.acquire()
+            if self.shared is not None:
+                await self.shared.take()
             loop = asyncio.get_running_loop()
             if len(self._recent) == self._recent.maxlen:
                 free_at = self._recent[0] + 1.0

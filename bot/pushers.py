@@ -36,8 +36,9 @@ from bot.channels import line as line_channel
 from bot.channels import telegram as telegram_channel
 from bot.delivery import UNSURE, BeforeSend, Rejected, RetryLater, Unreachable
 from bot.messages import Reply
-from bot.pacing import Pace
+from bot.pacing import Pace, SharedRate
 from bot.runtime import Runtime
+from bot.storage.pace_slots import DatabaseSlots
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +185,7 @@ class TelegramPusher:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.bot = bot
-        self.pace = pace or Pace(
-            TELEGRAM_RATE,
-            per_key_interval=TELEGRAM_PER_CHAT,
-            burst=TELEGRAM_BURST,
-            per_second=TELEGRAM_PER_SECOND,
-        )
+        self.pace = pace or telegram_pace()
         self.sleep = sleep
 
     async def push(
@@ -251,6 +247,25 @@ def line_pusher(base_url: str, token: str) -> tuple[LinePusher, AsyncApiClient]:
     return LinePusher(AsyncMessagingApi(client)), client
 
 
+def telegram_pace(shared: SharedRate | None = None) -> Pace:
+    return Pace(
+        TELEGRAM_RATE,
+        per_key_interval=TELEGRAM_PER_CHAT,
+        burst=TELEGRAM_BURST,
+        per_second=TELEGRAM_PER_SECOND,
+        shared=shared,
+    )
+
+
+def shared_rate(runtime: Runtime, name: str, rate: float) -> SharedRate | None:
+    """On PostgreSQL, where several workers send, each platform rate is booked in the
+    database so that they stay under it together (bot/pacing.py); the embedded SQLite
+    default runs one process, whose own pace is enough."""
+    if runtime.db.dialect.name != "postgresql":
+        return None
+    return SharedRate(name, rate, DatabaseSlots(runtime.sessions))
+
+
 async def register_pushers(runtime: Runtime) -> list[Any]:
     """Pushers for every configured platform, added to runtime.pushers. Returns what must be
     closed on shutdown. Unconfigured platforms are skipped with a log line."""
@@ -258,7 +273,16 @@ async def register_pushers(runtime: Runtime) -> list[Any]:
     closers: list[Any] = []
     if line_channel.LineChannel.configured(settings):
         client = AsyncApiClient(line_channel.line_configuration(settings))
-        runtime.pushers["line"] = LinePusher(AsyncMessagingApi(client))
+        runtime.pushers["line"] = LinePusher(
+            AsyncMessagingApi(client),
+            multicast_pace=Pace(
+                LINE_MULTICAST_RATE,
+                shared=shared_rate(runtime, "line-multicast", LINE_MULTICAST_RATE),
+            ),
+            push_pace=Pace(
+                LINE_PUSH_RATE, shared=shared_rate(runtime, "line-push", LINE_PUSH_RATE)
+            ),
+        )
         closers.append(client.close)
     else:
         log.info("worker: LINE not configured, LINE messages stay queued")
@@ -271,7 +295,10 @@ async def register_pushers(runtime: Runtime) -> list[Any]:
             # needs no getMe, and the outbox retries Telegram's rows until it answers.
             log.warning("worker: Telegram getMe failed (%s); its messages are retried",
                         type(exc).__name__)  # fmt: skip
-        runtime.pushers["telegram"] = TelegramPusher(application.bot)
+        runtime.pushers["telegram"] = TelegramPusher(
+            application.bot,
+            pace=telegram_pace(shared_rate(runtime, "telegram", TELEGRAM_PER_SECOND)),
+        )
         closers.append(application.shutdown)
     else:
         log.info("worker: Telegram not configured, Telegram messages stay queued")

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -370,3 +371,13 @@ class Handoff(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # staff | idle
+
+
+class PaceSlot(Base):
+    """The next free send slot of one platform rate shared by every worker (bot/pacing.py):
+    `next_at` in seconds since the epoch, moved forward by each booking."""
+
+    __tablename__ = "pace_slots"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
