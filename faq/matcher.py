@@ -14,6 +14,7 @@ from faq.normalize import detect_language, fold
 from faq.retrieval import Document, Retriever
 from faq.retrieval.cascade import Cascade
 from faq.retrieval.confidence import Band
+from faq.retrieval.selfcal import Calibration, calibrate_for
 
 __all__ = ["Band", "FaqMatcher", "Match", "MatchResult"]
 
@@ -73,14 +74,17 @@ class FaqMatcher:
         answer_threshold: float | None = None,
         suggest_threshold: float | None = None,
         cascade: bool = False,
+        calibration: Calibration | None = None,
     ) -> None:
         self.kb = kb
         self.retriever = retriever
+        self.calibration = calibration
         self.cascade = Cascade(
             retriever,
             staged=cascade,
             answer_threshold=answer_threshold,
             suggest_threshold=suggest_threshold,
+            calibration=calibration,
         )
 
     @classmethod
@@ -93,18 +97,24 @@ class FaqMatcher:
         synonyms: Path | None = None,
         answer_threshold: float | None = None,
         suggest_threshold: float | None = None,
+        calibrate: bool = True,
     ) -> FaqMatcher:
-        retriever = Retriever.build(
-            documents(kb), cache_dir=cache_dir, dense=dense, synonyms=synonyms
-        )
+        """`calibrate` (the default): align the confidence to this knowledge base from
+        probes made of its own entries (faq/retrieval/selfcal.py; cached in cache_dir), so
+        that the answer decision holds on a city's FAQ it was never fitted on. Thresholds
+        given here (config.toml's) still win over the calibrated ones."""
+        docs = documents(kb)
+        retriever = Retriever.build(docs, cache_dir=cache_dir, dense=dense, synonyms=synonyms)
+        # "auto" is the fast default: e5 only for the queries the first stage is unsure of;
+        # naming the models ("e5+use") runs every model on every query.
+        staged = dense == "auto"
         return cls(
             kb,
             retriever,
             answer_threshold=answer_threshold,
             suggest_threshold=suggest_threshold,
-            # "auto" is the fast default: e5 only for the queries the first stage is unsure of;
-            # naming the models ("e5+use") runs every model on every query.
-            cascade=dense == "auto",
+            cascade=staged,
+            calibration=calibrate_for(retriever, docs, staged=staged) if calibrate else None,
         )
 
     def match(self, query: str, top: int = 5) -> MatchResult:

@@ -21,6 +21,7 @@ class BM25:
         mean_len = float(lengths.mean()) if self.size else 0.0
         avg = mean_len if mean_len > 0 else 1.0
         norm = k1 * (1.0 - b + b * lengths / avg)
+        self._k1, self._b, self._avg = k1, b, avg
         postings: dict[str, tuple[list[int], list[int]]] = {}
         for unit, counter in enumerate(counts):
             for term, tf in counter.items():
@@ -53,6 +54,19 @@ class BM25:
         docs = np.concatenate([h[0] for _, h in hits])
         weights = np.concatenate([h[1] * 2.0 if t in boosted else h[1] for t, h in hits])
         return np.bincount(docs, weights, minlength=self.size).astype(np.float32)
+
+    def score_bag(self, terms: Iterable[str], boost: Iterable[str], bag: Counter[str]) -> float:
+        """The score one unit would get if its tokens were `bag` (idf and mean length kept):
+        a unit with one of its questions taken out, for calibration probes (leaveout.py)."""
+        boosted = set(boost)
+        norm = self._k1 * (1.0 - self._b + self._b * sum(bag.values()) / self._avg)
+        total = 0.0
+        for t in set(terms) | boosted:
+            tf = bag.get(t, 0)
+            if tf:
+                w = self.idf[t] * tf * (self._k1 + 1.0) / (tf + norm)
+                total += 2.0 * w if t in boosted else w
+        return total
 
 
 def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .confidence import Band, ConfidenceModel, load_models, model_for_models
 from .retriever import Retriever
+from .selfcal import Calibration
 from .values import Ranking
 
 
@@ -32,18 +33,24 @@ class Cascade:
         staged: bool = True,
         answer_threshold: float | None = None,
         suggest_threshold: float | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.retriever = retriever
         self.answer_threshold = answer_threshold
         self.suggest_threshold = suggest_threshold
+        self.calibration = calibration
         load_models()  # read the calibration now: answering must do no I/O
+
+        def model(models: tuple[str, ...]) -> ConfidenceModel | None:
+            # recalibrated for this index (selfcal.py) when given, else as shipped
+            own = calibration.model_for(models) if calibration is not None else None
+            return own or model_for_models(models)
+
         full = retriever.models
-        self.stages: list[tuple[tuple[str, ...], ConfidenceModel | None]] = [
-            (full, model_for_models(full))
-        ]
+        self.stages: list[tuple[tuple[str, ...], ConfidenceModel | None]] = [(full, model(full))]
         if staged and "e5" in full and len(full) > 1:
             cheap = tuple(m for m in full if m != "e5")
-            first = model_for_models(cheap)
+            first = model(cheap)
             if first is not None and first.cascade is not None:
                 self.stages.insert(0, (cheap, first))
 

@@ -30,6 +30,7 @@ from .dense import Encoder, load_encoders
 from .embcache import embed_cached
 from .features import ranking_features, soft_uncovered_words
 from .fuzzy import FuzzyQuestions
+from .leaveout import IndexView, LeaveOut, LeftOutView
 from .normalize import fold, strip_aside
 from .segment import question_focus
 from .synonyms import Synonyms
@@ -103,6 +104,7 @@ class Retriever:
         self.ids = [d.id for d in self.docs]
         self.analyzer = analyzer
         self.synonyms = synonyms
+        self.cache_dir = cache_dir  # also where calibration keeps its probes' embeddings
 
         q_texts: list[str] = []
         q_owner: list[int] = []
@@ -115,6 +117,13 @@ class Retriever:
         # (sorted int64: ~7 MB for localgovFAQ's long answers, where sets of str took ~70 MB)
         self._sound_q: list[npt.NDArray[np.int64]] = []
         self._sound_qa: list[npt.NDArray[np.int64]] = []
+        # per question unit, for leaving one question out (selfcal.py's probes)
+        self.question_texts = q_texts
+        self._unit_terms: list[list[str]] = []
+        self._unit_sounds: list[list[str]] = []
+        self._answer_sounds: list[list[str]] = []
+        p_heads: list[str] = []
+        self._passage_heads = p_heads
         for i, d in enumerate(self.docs):
             questions = [q for q in (*d.questions_ja, *d.questions_en) if q.strip()] or [
                 d.answer_ja[:100] or d.id
@@ -131,21 +140,33 @@ class Retriever:
             ]
             p_texts.extend(qa or questions[:1])
             p_owner.extend([i] * len(qa or questions[:1]))
+            # the question each passage starts with (a probe of that question must skip it)
+            heads = [
+                (qs[0] if qs else "")
+                for qs, ans in ((d.questions_ja, d.answer_ja), (d.questions_en, d.answer_en))
+                if ans.strip()
+            ]
+            p_heads.extend(heads or questions[:1])
             terms: list[str] = []
             sounds: list[str] = []
             for q in questions:
                 a = cached.analyse(q)
-                terms += a.terms + synonyms.terms(q, a)
+                unit_terms = a.terms + synonyms.terms(q, a)
+                terms += unit_terms
+                self._unit_terms.append(unit_terms)
                 q_readings.append(char_ngrams(a.reading, _READING_NGRAMS))
-                sounds += char_ngrams(a.reading, (3,))
+                self._unit_sounds.append(char_ngrams(a.reading, (3,)))
+                sounds += self._unit_sounds[-1]
             self._sound_q.append(_hashed(sounds))
             answers: list[str] = []
+            answer_sounds: list[str] = []
             for text in (d.answer_ja, d.answer_en):
                 if text.strip():
                     a = cached.analyse(text)
                     answers += a.terms + synonyms.terms(text, a)
-                    sounds += char_ngrams(a.reading, (3,))
-            self._sound_qa.append(_hashed(sounds))
+                    answer_sounds += char_ngrams(a.reading, (3,))
+            self._answer_sounds.append(answer_sounds)
+            self._sound_qa.append(_hashed(sounds + answer_sounds))
             doc_terms.append(terms + answers)
             ans_terms.append(answers)
         cached.save()
@@ -154,6 +175,8 @@ class Retriever:
         self._sub_qa = BM25([subwords(t) for t in doc_terms])
         self._read_q = BM25(q_readings)
         self._doc_termsets = [frozenset(t) for t in doc_terms]
+        self._doc_terms = doc_terms
+        self._ans_terms = ans_terms
         # folded question + answer text, for the near-miss features (features._soft_uncovered)
         self._doc_texts = [
             fold(" ".join((*d.questions_ja, *d.questions_en, d.answer_ja, d.answer_en)))
@@ -163,6 +186,9 @@ class Retriever:
         self._p_pool = _Pool(p_owner)
         owner = np.asarray(q_owner)
         self._units_of = [np.flatnonzero(owner == i) for i in range(len(self.docs))]
+        self.unit_owner = q_owner
+        p_own = np.asarray(p_owner)
+        self._passages_of = [np.flatnonzero(p_own == i) for i in range(len(self.docs))]
         self._fuzzy = FuzzyQuestions(q_texts)
         self.lexical_seconds = time.perf_counter() - t0
 
@@ -256,8 +282,9 @@ class Retriever:
                 continue
             if q.focus is None:
                 q.focus = question_focus(q.text)
-            v = d.encoder.encode([q.focus], "query")[0]
-            q.vectors[key] = v
+            v = q.vectors.get(key)
+            if v is None:  # calibration probes come with their vector (the stored question's)
+                v = q.vectors[key] = d.encoder.encode([q.focus], "query")[0]
             out[f"{key}_q"] = self._q_pool(d.questions @ v)
             # always kept: cheap (one mat-vec) and a confidence feature
             out[f"{key}_qa"] = self._p_pool(d.passages @ v)
@@ -280,41 +307,50 @@ class Retriever:
         """Rank with every loaded model (the full hybrid)."""
         return self.rank_stage(self.prepare(query), self.models, top)
 
-    def rank_stage(self, q: Query, models: Sequence[str], top: int = 5) -> Ranking:
+    def rank_stage(
+        self, q: Query, models: Sequence[str], top: int = 5, leave: LeaveOut | None = None
+    ) -> Ranking:
         """Rank with the lexical signals plus the dense `models` only (a subset of the loaded
-        ones), reusing whatever an earlier stage computed for `q`."""
+        ones), reusing whatever an earlier stage computed for `q`. `leave` ranks as if one
+        question, or one whole entry, were not in the index (calibration probes only)."""
         if not self.docs:
             return Ranking([], {})
         keys = tuple(sorted(k for k in models if k in self.models))
         weights = fusion.adjust_for_query(fusion.weights_for(keys), q.text)
         self._ensure(q, weights, keys)
-        fused = fusion.fuse(q.signals, weights)
+        view = IndexView(self) if leave is None else LeftOutView(self, leave)
+        signals = view.signals(q, keys)
+        fused = fusion.fuse(signals, weights)
         order = top_indices(fused, max(top, 2))
         ranked = [Scored(self.ids[i], float(fused[i])) for i in order[:top]]
         best = int(order[0])
-        uncovered = soft_uncovered_words(
-            q.analysis.terms, self._doc_termsets[best], self._doc_texts[best]
-        )
+        uncovered = soft_uncovered_words(q.analysis.terms, view.termset(best), view.text(best))
         feats = ranking_features(
             query=q.text,
             analysis=q.analysis,
             terms=q.terms,
             fused=fused,
             order=order,
-            signals=q.signals,
-            top_termset=self._doc_termsets[best],
+            signals=signals,
+            top_termset=view.termset(best),
             uncovered=uncovered,
             idf=self._lem_qa.idf,
             max_idf=self._lem_qa.max_idf,
-            fuzzy_top=self._fuzzy.best_for(q.text, self._units_of[best]),
+            fuzzy_top=self._fuzzy.best_for(q.text, view.units(best)),
             dense_keys=list(keys),
         )
-        feats.update(self._sound_coverage(q, best, kana=feats["q_kana_only"] > 0))
+        feats.update(self._sound_coverage(q, view.sounds(best), kana=feats["q_kana_only"] > 0))
         if _REDUCE_MODEL in keys:
-            feats.update(self._reduced(q, best, uncovered))
+            feats.update(self._reduced(q, view.units(best), signals, best, uncovered))
         return Ranking(ranked, feats)
 
-    def _sound_coverage(self, q: Query, top: int, *, kana: bool) -> dict[str, float]:
+    def _sound_coverage(
+        self,
+        q: Query,
+        sounds: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+        *,
+        kana: bool,
+    ) -> dict[str, float]:
         """The share of the query's kana-reading 3-grams that the top entry's questions (and
         answers) contain. Lemmas fail kana-only and half-width queries (あきやばんく -> 秋 +
         野蛮), so the lemma coverage features call them uncovered; their readings still meet the
@@ -322,11 +358,18 @@ class Retriever:
         grams = _hashed(char_ngrams(q.analysis.reading, (3,)))
         if not len(grams):
             return {"read_cov_q": 0.0, "read_cov_qa": 0.0, "kana_read_cov": 0.0}
-        in_q = float(np.isin(grams, self._sound_q[top], assume_unique=True).mean())
-        in_qa = float(np.isin(grams, self._sound_qa[top], assume_unique=True).mean())
+        in_q = float(np.isin(grams, sounds[0], assume_unique=True).mean())
+        in_qa = float(np.isin(grams, sounds[1], assume_unique=True).mean())
         return {"read_cov_q": in_q, "read_cov_qa": in_qa, "kana_read_cov": in_qa if kana else 0.0}
 
-    def _reduced(self, q: Query, top: int, uncovered: Sequence[str]) -> dict[str, float]:
+    def _reduced(
+        self,
+        q: Query,
+        units: npt.NDArray[np.intp],
+        signals: Mapping[str, FloatArray],
+        top: int,
+        uncovered: Sequence[str],
+    ) -> dict[str, float]:
         """Does the top entry answer the question, or only the part of it that it covers? The
         query is encoded again without the words the entry does not contain, even softly
         (解体 in 「空き家の解体に補助金は？」). If the entry moves much closer to the query
@@ -342,10 +385,10 @@ class Retriever:
         if v is None:
             v = q.reduced[text] = index.encoder.encode([text or "。"], "query")[0]
         full = q.vectors[_REDUCE_MODEL]
-        near = float((index.questions[self._units_of[top]] @ v).max())
+        near = float((index.questions[units] @ v).max()) if len(units) else 0.0
         norms = float(np.linalg.norm(full) * np.linalg.norm(v)) + 1e-9
         return {
-            "red_delta": near - float(q.signals[f"{_REDUCE_MODEL}_q"][top]),
+            "red_delta": near - float(signals[f"{_REDUCE_MODEL}_q"][top]),
             "red_sim": float(full @ v) / norms,
         }
 
