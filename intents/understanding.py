@@ -22,6 +22,7 @@ from faq.matcher import Band, FaqMatcher, MatchResult
 from faq.normalize import fold
 from faq.retrieval import Document, Retriever
 from faq.retrieval.cascade import Cascade
+from faq.retrieval.normalize import is_kana
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ _TIE = 0.05
 
 def phrasing(text: str) -> str:
     """ "request", "question", or "" when both or neither."""
-    request, question = bool(_REQUEST.search(text)), bool(_QUESTION.search(text))
+    folded = fold(text)  # katakana as hiragana: ｷｬﾝｾﾙｼﾀｲ is a request too
+    request, question = bool(_REQUEST.search(folded)), bool(_QUESTION.search(folded))
     if request == question:
         return ""
     return "request" if request else "question"
@@ -199,7 +201,12 @@ class Understander:
         if self._retriever is None or self._cascade is None or not fold(text):
             return Band.UNKNOWN, 0.0, ()
         nearest = self._retriever.nearest_question(text, _COMMAND_MODELS[0])
-        if nearest is not None and nearest < _COMMAND_GATE:
+        # Kana-only text reads badly to the sentence encoder (にってい へんこう): rank it.
+        if (
+            nearest is not None
+            and nearest < _COMMAND_GATE
+            and not is_kana(fold(text).replace(" ", ""))
+        ):
             return Band.UNKNOWN, 0.0, ()
         d = self._cascade.decide(text, top=3)
         meanings = tuple(
