@@ -129,7 +129,8 @@ def cmd_faq_check(args: argparse.Namespace) -> int:
 
 
 def cmd_faq_match(args: argparse.Namespace) -> int:
-    """One question per stdin line -> one JSON object per stdout line, flushed each time."""
+    """One question per stdin line -> one JSON object per stdout line, flushed each time.
+    The matcher is built as the bot builds it, so its decision is calibrated on DIR itself."""
     from bot.runtime import matcher_builder
 
     directory = _kb_dir(args)
@@ -142,6 +143,8 @@ def cmd_faq_match(args: argparse.Namespace) -> int:
             "query": query,
             "matches": [{"id": m.entry.id, "score": round(m.score, 4)} for m in result.matches],
             "answered": result.answered,
+            # answer: matches[0] outright; suggest: matches[:3] offered to tap; unknown: declined
+            "band": result.band.value,
         }
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()

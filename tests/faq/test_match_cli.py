@@ -33,6 +33,10 @@ def test_match_protocol_one_json_line_per_input_line(tmp_path: Path) -> None:
     assert len(records[0]["matches"]) <= 3
     scores = [m["score"] for m in records[0]["matches"]]
     assert scores == sorted(scores, reverse=True)
-    assert records[1] == {"query": "", "matches": [], "answered": False}
+    assert records[0]["band"] == "answer"
+    assert records[1] == {"query": "", "matches": [], "answered": False, "band": "unknown"}
     assert records[2]["matches"][0]["id"] == "housing.akiya-bank"
-    assert records[3]["answered"] is False
+    # a passport question is not ours: declined or offered choices, never answered
+    assert records[3]["answered"] is False and records[3]["band"] in ("suggest", "unknown")
+    # `answered` is exactly the answer band, for every line
+    assert all(r["answered"] == (r["band"] == "answer") for r in records)
