@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 PROBES_FILE = Path(__file__).with_name("oos_probes.toml")
 # Part of the on-disk cache key: bump when the probes or the placement change.
 VERSION = "selfcal-2"
+_CODE_FILES = ("selfcal.py", "leaveout.py", "retriever.py", "features.py", "fusion.py")
 # At most this many entries are probed (sampled by a hash of their id, so the same KB always
 # gives the same sample): localgovFAQ's 1,786 entries would otherwise take ~20 s.
 MAX_ENTRIES = 160
@@ -138,6 +139,9 @@ def _cache_key(r: Retriever, extra_negatives: Sequence[str], staged: bool) -> st
     for d in r.docs:
         parts += [d.id, *d.questions_ja, *d.questions_en, d.answer_ja, d.answer_en]
     parts += [*fixed_negatives(), *extra_negatives, MODELS_FILE.read_text(encoding="utf-8")]
+    # the code that makes the features and the ranking: a change there recalibrates
+    here = Path(__file__).parent
+    parts += [(here / f).read_text(encoding="utf-8") for f in _CODE_FILES]
     for part in parts:
         h.update(part.encode("utf-8") + b"\x00")
     return h.hexdigest()
