@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.pacing import MemorySlots, Pace, SharedRate, SlotBook
-from bot.pushers import TELEGRAM_PER_SECOND, telegram_pace
+from bot.pushers import TELEGRAM_SHARED_RATE, telegram_pace
 from bot.storage import migrate
 from bot.storage.db import create_engine, session_factory
 from bot.storage.pace_slots import DatabaseSlots
@@ -27,7 +27,9 @@ def test_two_workers_sharing_telegrams_rate_stay_within_30_a_second() -> None:
         book = MemorySlots()  # what both workers' database is to them
 
         def worker() -> Pace:  # each worker process builds its own pace, as register_pushers does
-            return telegram_pace(SharedRate("telegram", TELEGRAM_PER_SECOND, book, clock=loop.time))
+            return telegram_pace(
+                SharedRate("telegram", TELEGRAM_SHARED_RATE, book, clock=loop.time)
+            )
 
         first, second = worker(), worker()
         times: list[float] = []
@@ -45,7 +47,8 @@ def test_two_workers_sharing_telegrams_rate_stay_within_30_a_second() -> None:
     times = on_virtual_time(main)
     assert len(times) == 300
     assert per_second(times) <= 30  # each alone keeps to 30/s: two unshared would send ~60
-    assert max(times) - min(times) <= 10.5  # and together they still keep the pace
+    # and together they keep the shared pace (28/s: margin for the spread between processes)
+    assert max(times) - min(times) <= 300 / TELEGRAM_SHARED_RATE + 0.5
 
 
 def test_a_worker_back_from_idle_gets_no_catch_up_burst() -> None:
