@@ -138,6 +138,13 @@ class RedactingFilter(logging.Filter):
                 (type(exc).__name__,),
             )
             record.exc_info, record.exc_text = None, None
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            # If an operator turns uvicorn's access log on: a query string can hold what
+            # staff searched for (a resident's name), so only the path is written.
+            record.args = tuple(
+                a.split("?", 1)[0] if n == 2 and isinstance(a, str) else a
+                for n, a in enumerate(record.args)
+            )
         if isinstance(record.msg, BaseException):
             record.msg = describe_exception(record.msg)
         if isinstance(record.args, tuple):

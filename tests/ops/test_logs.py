@@ -171,3 +171,12 @@ async def test_each_webhook_event_logs_under_its_own_request(
         await running.drain()
     handled = [e for e in lines(captured) if e["message"].startswith("line event handled")]
     assert sorted(e.get("request_id", "") for e in handled) == [f"hook-{n}" for n in range(6)]
+
+
+def test_an_access_log_line_keeps_the_path_not_the_query(captured: io.StringIO) -> None:
+    # uvicorn.access's own format and arguments (client, method, path, version, status).
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/admin/people?q=小諸花子", "1.1", 200
+    )
+    (entry,) = lines(captured)
+    assert entry["message"] == '127.0.0.1:5000 - "GET /admin/people HTTP/1.1" 200'
