@@ -86,7 +86,9 @@ class LeftOutView(IndexView):
             for s in out.values():
                 s[i] = s.min()
             return out
-        floor = {name: float(s.min()) for name, s in out.items()}
+        # a signal the entry no longer has any unit for (its only question left out) says
+        # nothing either way: the mean (z = 0 in the fusion), not the worst score
+        floor = {name: float(s.mean()) for name, s in out.items()}
         units, passages = self._units, self._passages
         out["lem_qa"][i] = r._lem_qa.score_bag(q.terms, q.groups, self._bag)
         if "sub_qa" in out:
