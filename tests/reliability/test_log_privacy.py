@@ -238,10 +238,13 @@ def _failing_app(database_url: str) -> Starlette:
 
     async def store(request: Request) -> Response:
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE IF NOT EXISTS people (name TEXT UNIQUE)"))
-            for _ in range(2):  # the second insert breaks the unique name
+            await conn.execute(
+                text("CREATE TABLE IF NOT EXISTS people (name TEXT UNIQUE, message TEXT)")
+            )
+            for _ in range(2):  # the second insert breaks the unique name; PostgreSQL's
+                # error then quotes the row itself: "Key (name)=(...) already exists"
                 await conn.execute(
-                    text("INSERT INTO people (name) VALUES (:name || :message)"),
+                    text("INSERT INTO people (name, message) VALUES (:name, :message)"),
                     {"name": NAME, "message": MESSAGE},
                 )
         return PlainTextResponse("stored")
@@ -286,9 +289,9 @@ async def _uvicorn(app: Starlette, port: int) -> AsyncIterator[_Watch]:
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
 async def test_a_failing_request_logs_no_parameters_or_message_text(
-    tmp_path: Path, fmt: logs.LogFormat
+    database_url: str, fmt: logs.LogFormat
 ) -> None:
-    app = _failing_app(f"sqlite+aiosqlite:///{tmp_path / 'failing.sqlite3'}")
+    app = _failing_app(database_url)
     with production_logging(fmt) as buffer:
         async with _uvicorn(app, 8741) as watch, httpx.AsyncClient() as client:
             for path in ("/store", "/parse"):
