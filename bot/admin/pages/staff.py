@@ -64,7 +64,7 @@ async def create(ctx: Ctx) -> Response:
 
 
 async def change(ctx: Ctx) -> Response:
-    staff_id = int(ctx.request.path_params["staff_id"])
+    staff_id = ctx.path_id("staff_id")
     action = ctx.field("action")
     if action not in ACTIONS:
         return await list_page(ctx, error=ctx.t("error.bad_request"))
@@ -86,8 +86,9 @@ async def change(ctx: Ctx) -> Response:
             elif action == "unlock":
                 account.locked_until, account.failed_logins = None, 0
             elif action in ("make_admin", "make_staff"):
-                account.role = action.removeprefix("make_")
-                end_sessions(account)  # signs in again under the new role
+                if account.role != action.removeprefix("make_"):
+                    account.role = action.removeprefix("make_")
+                    end_sessions(account)  # signs in again under the new role
             elif action == "test_recipients":
                 account.test_recipients = parse_test_recipients(ctx.field("test_recipients"))
             else:
