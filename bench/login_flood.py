@@ -1,10 +1,12 @@
 """Webhook latency during a login flood on one `serve` process (issue 15, defect 2).
 
 usage: .venv/bin/python bench/login_flood.py [--clients 8] [--seconds 20] [--quiet-seconds 5]
-           [--rate 5] [--spread] [--pg] [--port 8711] [--code DIR] [--json]
+           [--rate 5] [--spread] [--pg] [--shape serve|procfile] [--port 8711] [--code DIR]
+           [--json]
 
-One `python -m bot serve --with-worker` (`make run`'s shape: it accepts, answers and sends)
-on a fresh database (SQLite in a temporary directory, or with --pg a fresh PostgreSQL database
+One `python -m bot serve --with-worker` (`make run`'s shape: it accepts, answers and sends),
+or with --shape procfile the Procfile's web (uvicorn, WEB_ANSWERS=0) beside one `answer`
+process (PostgreSQL only), on a fresh database (SQLite in a temporary directory, or with --pg a fresh PostgreSQL database
 created here and dropped afterwards), LINE pointed at tests/fakes/platform.py's fake on an
 ephemeral port. First --quiet-seconds of LINE webhooks alone at --rate a second, then
 --seconds of the same webhooks while --clients clients post the login form as fast as they
@@ -37,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,24 +100,13 @@ def database(use_pg: bool, tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(code: Path, env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    cmd = [sys.executable, "-m", "bot", "serve", "--with-worker", "--port", str(port)]
+def started(
+    cmd: list[str], code: Path, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"serve exited: see {log}\n{log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"serve did not start: see {log}")
-                time.sleep(0.2)
-            yield
+            yield proc
         finally:
             proc.terminate()
             try:
@@ -123,6 +114,41 @@ def serve(code: Path, env: dict[str, str], port: int, log: Path) -> Iterator[Non
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def serve(code: Path, env: dict[str, str], port: int, shape: str, tmp: Path) -> Iterator[None]:
+    """`serve`: one process that accepts, answers and sends (`make run`). `procfile`: the
+    Procfile's web (uvicorn, WEB_ANSWERS=0, accepting only) beside one `answer` process."""
+    if shape == "serve":
+        cmds = [[sys.executable, "-m", "bot", "serve", "--with-worker", "--port", str(port)]]
+    else:
+        env = env | {"WEB_ANSWERS": "0"}
+        cmds = [
+            [sys.executable, "-m", "uvicorn", "--factory", "bot.web:app_from_env",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            [sys.executable, "-m", "bot", "answer"],
+        ]  # fmt: skip
+    with ExitStack() as stack:
+        procs = [
+            stack.enter_context(started(cmd, code, env, tmp / f"process-{n}.log"))
+            for n, cmd in enumerate(cmds)
+        ]
+        deadline = time.monotonic() + 180
+        while True:
+            for n, proc in enumerate(procs):
+                if proc.poll() is not None:
+                    log = (tmp / f"process-{n}.log").read_text()[-2000:]
+                    raise RuntimeError(f"{cmds[n][:4]} exited:\n{log}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web process did not start")
+            time.sleep(0.2)
+        yield
 
 
 async def webhooks(base: str, rate: float, seconds: float, first: int) -> list[float]:
@@ -218,10 +244,13 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5, help="LINE webhooks a second")
     parser.add_argument("--spread", action="store_true", help="a client address per login")
     parser.add_argument("--pg", action="store_true", help="a fresh PostgreSQL database")
+    parser.add_argument("--shape", choices=("serve", "procfile"), default="serve")
     parser.add_argument("--port", type=int, default=8711)
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose bot to run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.shape == "procfile" and not args.pg:
+        parser.error("--shape procfile runs several processes: it needs --pg")
     code = args.code.resolve()
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -249,14 +278,17 @@ def main() -> int:
             input=b"a bench password of some length\n", env=env, cwd=code, check=True,
             capture_output=True,
         )  # fmt: skip
-        with serve(code, env, args.port, Path(tmp) / "serve.log"):
+        with serve(code, env, args.port, args.shape, Path(tmp)):
             result = asyncio.run(measure(f"http://127.0.0.1:{args.port}", args))
     result |= {"clients": args.clients, "rate": args.rate, "spread": args.spread,
+               "shape": args.shape,
                "database": "postgresql" if args.pg else "sqlite", "code": str(code)}  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"code {code}  database {result['database']}  spread {args.spread}")
+        print(
+            f"code {code}  shape {args.shape}  database {result['database']}  spread {args.spread}"
+        )
         for phase in ("quiet", "flood"):
             f = result[phase]
             print(f"  webhooks {phase:5}: n={f['n']} p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms"
