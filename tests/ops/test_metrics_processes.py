@@ -21,6 +21,7 @@ from bot.storage.db import create_engine
 from tests.channels.conftest import line_body, line_event, sign
 from tests.conftest import ROOT, Clock
 from tests.fakes.platform import FakePlatform
+from tests.faults import test_kill_worker as broadcast
 from tests.faults.processes import LINE_SECRET, BotProcess, wait_for
 
 PORT = 8743
@@ -37,9 +38,11 @@ class ProcfileProcess(BotProcess):
     would: whatever the line sets (or leaves unset) is what the process gets. bash runs the
     single command with exec, so stop() reaches the process itself."""
 
-    def __init__(self, line: str, database_url: str, fake: FakePlatform, workdir: Path) -> None:
+    def __init__(
+        self, line: str, database_url: str, fake: FakePlatform, workdir: Path, extra: str = ""
+    ) -> None:
         super().__init__([], database_url, fake, workdir, line)
-        self.line = procfile(line)
+        self.line = procfile(line) + extra
         bin_dir = str(Path(sys.executable).parent)
         self.env |= {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT),
                      "PORT": str(PORT), "LOG_LEVEL": "WARNING"}  # fmt: skip
@@ -125,3 +128,40 @@ async def test_the_answer_process_counts_show_at_the_web_scrape(
     assert questions == 1.0, metrics
     # The web process's own counters are in the same scrape.
     assert sample(metrics, "iju_http_responses_total", route="webhook_line", status="200") == 1.0
+
+
+async def test_the_worker_process_deliveries_show_at_the_web_scrape(
+    tmp_path: Path, fake: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    monkeypatch.setattr(broadcast, "LINE_PEOPLE", 0)
+    monkeypatch.setattr(broadcast, "TELEGRAM_CHATS", 3)
+    await broadcast.prepare(database_url)  # an announcement to 3 Telegram chats, queued
+    web = ProcfileProcess("web", database_url, fake, tmp_path)
+    # The Procfile's line as written, run every half second instead of every 15 s.
+    worker = ProcfileProcess("worker", database_url, fake, tmp_path, extra=" --every 0.5")
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        web.start()
+        worker.start()
+        async with httpx.AsyncClient(timeout=5) as client:
+
+            async def sent() -> bool:
+                assert worker.alive() and web.alive(), worker.tail() + web.tail()
+                return sum(1 for r in fake.requests if r.path.endswith("/sendMessage")) == 3
+
+            await wait_for("the worker to send", sent, 60, worker.log)
+
+            async def scraped() -> bool:  # the worker counts once its batch is committed
+                try:
+                    text = (await client.get(f"{url}/metrics")).text
+                except httpx.HTTPError:
+                    return False
+                return sample(text, "iju_deliveries_total", channel="telegram", result="sent") > 0
+
+            await wait_for("web's scrape to show the deliveries", scraped, 30, web.log)
+            metrics = (await client.get(f"{url}/metrics")).text
+    finally:
+        worker.stop()
+        web.stop()
+    assert sample(metrics, "iju_deliveries_total", channel="telegram", result="sent") == 3.0
