@@ -1,4 +1,4 @@
-"""Webhook latency during a login flood on one `serve` process (issue 15, defect 2).
+"""Webhook latency during a login flood, on `serve` or the Procfile's web (issue 15, defect 2).
 
 usage: .venv/bin/python bench/login_flood.py [--clients 8] [--seconds 20] [--quiet-seconds 5]
            [--rate 5] [--spread] [--pg] [--shape serve|procfile] [--port 8711] [--code DIR]
@@ -6,12 +6,13 @@ usage: .venv/bin/python bench/login_flood.py [--clients 8] [--seconds 20] [--qui
 
 One `python -m bot serve --with-worker` (`make run`'s shape: it accepts, answers and sends),
 or with --shape procfile the Procfile's web (uvicorn, WEB_ANSWERS=0) beside one `answer`
-process (PostgreSQL only), on a fresh database (SQLite in a temporary directory, or with --pg a fresh PostgreSQL database
-created here and dropped afterwards), LINE pointed at tests/fakes/platform.py's fake on an
-ephemeral port. First --quiet-seconds of LINE webhooks alone at --rate a second, then
---seconds of the same webhooks while --clients clients post the login form as fast as they
-are answered (each opens the form for its CSRF token, then posts an unknown e-mail and a
-wrong password: every one costs a password hash and none locks an account).
+process (PostgreSQL only), on a fresh database (SQLite in a temporary directory, or with --pg
+a fresh PostgreSQL database created here and dropped afterwards), LINE pointed at
+tests/fakes/platform.py's fake on an ephemeral port. First --quiet-seconds of LINE webhooks
+alone at --rate a second, then --seconds of the same webhooks while --clients clients post the
+login form as fast as they are answered (each opens the form for its CSRF token, then posts an
+unknown e-mail and a wrong password: every one costs a password hash and none locks an
+account).
 
 Webhooks are sent on a fixed schedule (a late answer does not delay the next request), and
 the time to LINE's 200 is measured; LINE wants it within 2 s. --spread gives each login
