@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 PROBES_FILE = Path(__file__).with_name("oos_probes.toml")
 # Part of the on-disk cache key: bump when the probes or the placement change.
-VERSION = "selfcal-3"
+VERSION = "selfcal-4"
 _CODE_FILES = ("selfcal.py", "leaveout.py", "retriever.py", "features.py", "fusion.py")
 # At most this many entries are probed (sampled by a hash of their id, so the same KB always
 # gives the same sample): localgovFAQ's 1,786 entries would otherwise take ~20 s.
@@ -343,7 +343,10 @@ def _calibrate(
         z = _logit(p)
         name = config_name(stage)
         ref = REFERENCE.get(name, REFERENCE["e5+use"])
-        shift = _shift(z, right, kinds, ref, shipped.answer)
+        # The cascade's first stage keeps its shipped cut-offs: shifted, it settled more
+        # queries without e5, both off-topic ones as answers and rankings e5 would have fixed.
+        first_stage = stage != full
+        shift = 0.0 if first_stage else _shift(z, right, kinds, ref, shipped.answer)
         models[name] = _shifted(shipped, shift)
         on = z + shift >= math.log(shipped.answer / (1 - shipped.answer))
         ins = kinds == "in"
