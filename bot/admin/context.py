@@ -27,6 +27,17 @@ class NotFound(Exception):
     """An id in the URL that names nothing: a 404 page, not a 500."""
 
 
+# Row ids are PostgreSQL integers: a larger number in a URL names nothing (and would make the
+# database refuse the query, a 500, instead of a 404).
+MAX_ROW_ID = 2**31 - 1
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text (a 500 from any form or filter that carried one); no
+    # one types it, so it is dropped rather than refused.
+    return value.replace("\x00", "").strip()
+
+
 @dataclass(frozen=True)
 class Console:
     """What every page needs, built once by build_console (no module-level state)."""
@@ -92,12 +103,25 @@ class Ctx:
 
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else None
-        return value.strip() if isinstance(value, str) else default
+        return _storable(value) if isinstance(value, str) else default
 
     def fields(self, name: str) -> list[str]:
         if self.form is None:
             return []
-        return [v.strip() for v in self.form.getlist(name) if isinstance(v, str) and v.strip()]
+        values = (_storable(v) for v in self.form.getlist(name) if isinstance(v, str))
+        return [v for v in values if v]
+
+    def query(self, name: str, default: str = "") -> str:
+        """A filter from the URL's query string, as `field` reads a form's."""
+        value = self.request.query_params.get(name)
+        return default if value is None else _storable(value)
+
+    def path_id(self, name: str) -> int:
+        """A row id from the URL; NotFound (a 404) when no row can have it."""
+        value = int(self.request.path_params[name])
+        if not 0 < value <= MAX_ROW_ID:
+            raise NotFound
+        return value
 
     # --- responses ----------------------------------------------------------------------
     def flash(self, text: str, kind: str = "ok") -> None:

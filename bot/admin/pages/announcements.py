@@ -151,7 +151,7 @@ async def count_json(ctx: Ctx) -> Response:
 
 
 def _announcement_id(ctx: Ctx) -> int:
-    return int(ctx.request.path_params["announcement_id"])
+    return ctx.path_id("announcement_id")
 
 
 async def detail(ctx: Ctx, *, error: str = "", status: int = 400) -> Response:
@@ -197,7 +197,8 @@ async def send_test(ctx: Ctx) -> Response:
     the audit log, since a test looks like the real announcement to whoever gets it."""
     announcement_id = _announcement_id(ctx)
     channel, address = ctx.field("channel"), ctx.field("address")
-    if not address:
+    # No platform id is longer than 128 characters (the column's size: longer was a 500).
+    if not address or len(address) > 128:
         return await detail(ctx, error=ctx.t("ann.test_address"))
     try:
         async with ctx.sessions() as session, session.begin():

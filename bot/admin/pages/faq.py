@@ -33,8 +33,8 @@ async def faq_page(ctx: Ctx) -> Response:
         kb = await run_in_threadpool(load_kb, directory)
     except KnowledgeBaseError as exc:
         problems = list(exc.problems)
-    days_param = ctx.request.query_params.get("days", "30")
-    days = int(days_param) if days_param.isdigit() and int(days_param) in PERIODS else 30
+    days_param = ctx.query("days", "30")
+    days = int(days_param) if days_param in {str(p) for p in PERIODS} else 30
     async with ctx.sessions() as session:
         questions = await unanswered.grouped(session, days=days, limit=200, now=ctx.now())
     return ctx.render(

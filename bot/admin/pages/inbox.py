@@ -13,7 +13,7 @@ from bot.storage.models import Handoff, Person
 
 
 def _handoff_id(ctx: Ctx) -> int:
-    return int(ctx.request.path_params["handoff_id"])
+    return ctx.path_id("handoff_id")
 
 
 async def list_page(ctx: Ctx) -> Response:

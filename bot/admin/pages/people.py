@@ -15,14 +15,14 @@ from bot.storage.models import Person
 
 
 def _person_id(ctx: Ctx) -> int:
-    return int(ctx.request.path_params["person_id"])
+    return ctx.path_id("person_id")
 
 
 async def list_page(ctx: Ctx) -> Response:
-    wanted = ctx.request.query_params.get("id", "").strip().lstrip("#")
-    if wanted.isdigit():
+    wanted = ctx.query("id").lstrip("#")
+    if wanted.isascii() and wanted.isdigit():
         return ctx.redirect(f"/people/{int(wanted)}")
-    channel = ctx.request.query_params.get("channel") or None
+    channel = ctx.query("channel") or None
     async with ctx.sessions() as session:
         people = await people_data.recent_people(session, channel)
     return ctx.render("people.html", people=people, channel=channel or "")

@@ -119,7 +119,7 @@ async def create(ctx: Ctx) -> Response:
 
 
 def _tour_id(ctx: Ctx) -> int:
-    return int(ctx.request.path_params["tour_id"])
+    return ctx.path_id("tour_id")
 
 
 async def edit_form(ctx: Ctx) -> Response:
