@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 PROBES_FILE = Path(__file__).with_name("oos_probes.toml")
 # Part of the on-disk cache key: bump when the probes or the placement change.
-VERSION = "selfcal-5"
+VERSION = "selfcal-6"
 _CODE_FILES = ("selfcal.py", "leaveout.py", "retriever.py", "features.py", "fusion.py")
 # At most this many entries are probed (sampled by a hash of their id, so the same KB always
 # gives the same sample): localgovFAQ's 1,786 entries would otherwise take ~20 s.
@@ -358,15 +358,6 @@ def _calibrate(
             "near": float(on[kinds == "near"].mean()) if (kinds == "near").any() else math.nan,
             "elsewhere": float(on[kinds == "elsewhere"].mean()),
         }
-    first = models.get(config_name(stages[0])) if len(stages) > 1 else None
-    if first is not None and first.cascade is not None:
-        # the last stage now answers from a logit `shift` lower: send it the queries the first
-        # stage would have declined within that much of its lower cut-off
-        low, high = first.cascade
-        shift = report[config_name(full)]["shift"]
-        low = 1.0 / (1.0 + math.exp(shift - math.log(max(low, 1e-6) / max(1 - low, 1e-6))))
-        models[config_name(stages[0])] = replace(first, cascade=(low, high))
-        report[config_name(stages[0])]["low"] = low
     counts = {k: int((kinds == k).sum()) for k in ("in", "near", "elsewhere")}
     cal = Calibration(models, counts, time.perf_counter() - t0, report)
     log.info(
