@@ -155,7 +155,8 @@ class DiesAfterClaims(Courier):
         rows = await super()._claim(channel, size)
         self.claims += bool(rows)
         if self.claims == self.n:
-            self.killed_with = rows
+            if rows:  # not an empty claim of another lane that ended after the killing one
+                self.killed_with = rows
             raise Killed
         return rows
 
