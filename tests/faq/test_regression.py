@@ -34,10 +34,15 @@ def test_regression_set_stays_above_its_floors(faq_library: FaqLibrary) -> None:
             answered_right += result.answered and ids[0] == case["id"]
         wrong += result.answered and (not ids or ids[0] != case["id"])
     assert len(inscope) >= 50 and len(oos) >= 15
-    assert top1 / len(inscope) >= 0.85, f"top-1 {top1}/{len(inscope)}"
-    assert top5 / len(inscope) >= 0.95, f"top-5 {top5}/{len(inscope)}"
-    # Measured (bench/README.md): 0.70 with the models (cascade), 0.61 lexical only.
-    floor = 0.65 if matcher.retriever.models else 0.55
+    # the decision is the one calibrated on this KB at load (faq/retrieval/selfcal.py)
+    assert matcher.calibration is not None
+    # Measured with the models (cascade, calibrated): top-1 52/56, top-5 56/56, answered
+    # right 43/56, out of scope rejected 16/16, wrong 1/72. The floors allow two or three
+    # queries of noise, no more: losing three answers or two rejections is a regression.
+    # Lexical only (no model package): answered right 0.61 (bench/README.md).
+    assert top1 / len(inscope) >= 0.89, f"top-1 {top1}/{len(inscope)}"
+    assert top5 / len(inscope) >= 0.96, f"top-5 {top5}/{len(inscope)}"
+    floor = 0.72 if matcher.retriever.models else 0.55
     assert answered_right / len(inscope) >= floor, f"answered right {answered_right}/{len(inscope)}"
-    assert rejected / len(oos) >= 0.85, f"out of scope rejected {rejected}/{len(oos)}"
-    assert wrong / len(CASES) <= 0.05, f"wrong answers {wrong}/{len(CASES)}"
+    assert rejected / len(oos) >= 0.93, f"out of scope rejected {rejected}/{len(oos)}"
+    assert wrong <= 2, f"wrong answers {wrong}/{len(CASES)}"
