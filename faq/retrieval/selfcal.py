@@ -157,11 +157,11 @@ def _cached(path: Path | None) -> Calibration | None:
         return None
 
 
-def _store(path: Path | None, cal: Calibration) -> None:
+def _store(path: Path | None, name: str, cal: Calibration) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f"{path.name.split('-')[0]}-*.json"):
+    for old in path.parent.glob(f"{name}-*.json"):
         old.unlink(missing_ok=True)  # one per index kind: edits must not pile files up
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -217,11 +217,12 @@ def make_probes(r: Retriever, extra_negatives: Sequence[str] = ()) -> ProbeSet:
 
 
 def _rank_probes(
-    r: Retriever, probes: ProbeSet, stages: Sequence[tuple[str, ...]]
+    r: Retriever, probes: ProbeSet, stages: Sequence[tuple[str, ...]], name: str
 ) -> dict[tuple[str, ...], tuple[Array, npt.NDArray[np.bool_]]]:
     """Per stage: the shipped model's probability and whether the top entry is right."""
     elsewhere = [t for t, k in zip(probes.texts, probes.kinds, strict=True) if k == "elsewhere"]
-    cache_dir = r.cache_dir / "probes" if r.cache_dir is not None else None
+    # one folder per index kind: the cache keeps only the texts last asked for
+    cache_dir = r.cache_dir / f"probes-{name}" if r.cache_dir is not None else None
     vectors = {
         d.encoder.key: embed_cached(d.encoder, elsewhere, "query", cache_dir) for d in r._dense
     }
@@ -313,16 +314,16 @@ def calibrate_for(
         path = retriever.cache_dir / f"{name}-{key}.json"
     if (hit := _cached(path)) is not None:
         return hit
-    cal = _calibrate(retriever, extra_negatives, staged, t0)
+    cal = _calibrate(retriever, extra_negatives, staged, name, t0)
     try:
-        _store(path, cal)
+        _store(path, name, cal)
     except OSError as exc:  # a read-only cache costs time at the next start, nothing else
         log.warning("faq.retrieval: calibration not cached (%s)", exc)
     return cal
 
 
 def _calibrate(
-    retriever: Retriever, extra_negatives: Sequence[str], staged: bool, t0: float
+    retriever: Retriever, extra_negatives: Sequence[str], staged: bool, name: str, t0: float
 ) -> Calibration:
     full = retriever.models
     stages: list[tuple[str, ...]] = [full]
@@ -332,7 +333,7 @@ def _calibrate(
     if not retriever.docs or not stages:
         return Calibration({}, seconds=time.perf_counter() - t0)
     probes = make_probes(retriever, extra_negatives)
-    ranked = _rank_probes(retriever, probes, stages)
+    ranked = _rank_probes(retriever, probes, stages, name)
     kinds = np.asarray(probes.kinds)
     models: dict[str, ConfidenceModel] = {}
     report: dict[str, dict[str, float]] = {}
@@ -341,16 +342,16 @@ def _calibrate(
         assert shipped is not None
         p, right = ranked[stage]
         z = _logit(p)
-        name = config_name(stage)
-        ref = REFERENCE.get(name, REFERENCE["e5+use"])
+        config = config_name(stage)
+        ref = REFERENCE.get(config, REFERENCE["e5+use"])
         # The cascade's first stage keeps its shipped cut-offs: shifted, it settled more
         # queries without e5, both off-topic ones as answers and rankings e5 would have fixed.
         first_stage = stage != full
         shift = 0.0 if first_stage else _shift(z, right, kinds, ref, shipped.answer)
-        models[name] = _shifted(shipped, shift)
+        models[config] = _shifted(shipped, shift)
         on = z + shift >= math.log(shipped.answer / (1 - shipped.answer))
         ins = kinds == "in"
-        report[name] = {
+        report[config] = {
             "shift": shift,
             "right_median": float(np.median(z[ins & right])) if (ins & right).any() else math.nan,
             "right": float((on & right)[ins].mean()) if ins.any() else math.nan,
