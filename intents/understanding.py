@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from faq.matcher import Band, FaqMatcher, MatchResult
 from faq.normalize import fold
 from faq.retrieval import Document, Retriever
 from faq.retrieval.cascade import Cascade
 from faq.retrieval.normalize import is_kana
+from faq.retrieval.selfcal import Calibration, calibrate_for
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +180,20 @@ class Understander:
     """Built once per FAQ matcher, beside it: the command index shares its analyser, synonym
     table and sentence encoder, so it costs no model memory of its own."""
 
-    def __init__(self, commands: Sequence[Command], retriever: Retriever | None) -> None:
+    def __init__(
+        self,
+        commands: Sequence[Command],
+        retriever: Retriever | None,
+        calibration: Calibration | None = None,
+    ) -> None:
         self.commands = {c.id: c for c in commands}
         self._shortcuts = {s: c for c in commands for s in c.shortcuts}
         self._retriever = retriever
-        self._cascade = Cascade(retriever, staged=False) if retriever is not None else None
+        self._cascade = (
+            Cascade(retriever, staged=False, calibration=calibration)
+            if retriever is not None
+            else None
+        )
 
     @classmethod
     def build(
@@ -192,7 +203,14 @@ class Understander:
         retriever = Retriever(
             [c.document() for c in commands], faq.analyzer, faq.synonyms, encoders, cache_dir
         )
-        return cls(commands, retriever)
+        # The confidence aligned to the command index itself (a dozen examples a command,
+        # where FAQ entries have a few questions), with the FAQ's own questions as what must
+        # not be taken for a command (cached beside the embeddings).
+        questions = [q for d in faq.docs for q in (*d.questions_ja, *d.questions_en)]
+        calibration = calibrate_for(
+            retriever, extra_negatives=questions, staged=False, name="commands"
+        )
+        return cls(commands, retriever, calibration)
 
     def shortcut(self, text: str) -> Command | None:
         return self._shortcuts.get(fold(text))
@@ -263,12 +281,16 @@ class CommandBook:
     ) -> None:
         self.commands = tuple(commands) if commands is not None else load_commands()
         self.cache_dir = cache_dir
-        self._built: tuple[object, Understander] | None = None
+        self._key = repr(self.commands)
 
     def understander(self, matcher: FaqMatcher) -> Understander:
-        if self._built is None or self._built[0] is not matcher:
-            self._built = (
-                matcher,
-                Understander.build(self.commands, matcher.retriever, self.cache_dir),
-            )
-        return self._built[1]
+        built = _BUILT.setdefault(matcher, {})
+        if self._key not in built:
+            built[self._key] = Understander.build(self.commands, matcher.retriever, self.cache_dir)
+        return built[self._key]
+
+
+# Understanders by the matcher whose models they borrow: derived, read-only data that goes
+# with its matcher (weakly held), so every runtime of a process over one knowledge base (the
+# web app's, the tests' many) shares one instead of indexing and calibrating again.
+_BUILT: WeakKeyDictionary[FaqMatcher, dict[str, Understander]] = WeakKeyDictionary()
