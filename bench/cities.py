@@ -81,6 +81,7 @@ class Outcome:
     answered: bool
     ids: tuple[str, ...]  # matches' entry ids, best first
     cpu_ms: float
+    confidence: float = 0.0
 
 
 def code_state() -> str:
@@ -141,6 +142,7 @@ def run_city(city: City, rows: Sequence[dict[str, Any]], dense: str) -> tuple[li
                 answered=res.answered,
                 ids=tuple(m.entry.id for m in res.matches),
                 cpu_ms=cpu_ms,
+                confidence=res.confidence,
             )
         )
     return outcomes, load_s
@@ -153,6 +155,8 @@ def ratio(num: int, den: int) -> float:
 def score(
     rows: Sequence[dict[str, Any]], outcomes: Sequence[Outcome]
 ) -> dict[str, dict[str, float]]:
+    from intents.fallback import NEARBY_FLOOR  # after measure() put the repo on sys.path
+
     groups: dict[str, list[tuple[str | None, Outcome]]] = defaultdict(list)
     for row, out in zip(rows, outcomes, strict=True):
         groups["ALL"].append((row["id"], out))
@@ -168,6 +172,15 @@ def score(
             or (out.band == "suggest" and want in out.ids[:ONE_TAP])
             for want, out in inscope
         )
+        # What the bot shows: also the closest entries it lists under its "don't know"
+        # (intents/fallback.py, above NEARBY_FLOOR).
+        shown = sum(
+            (out.answered and out.ids[0] == want)
+            or (out.band != "answer" and want in out.ids[:ONE_TAP] and (
+                out.band == "suggest" or out.confidence >= NEARBY_FLOOR
+            ))
+            for want, out in inscope
+        )  # fmt: skip
         wrong = sum(out.answered and out.ids[0] != want for want, out in pairs)
         declined = sum(not out.answered for out in oos)
         table[kind] = {
@@ -177,6 +190,7 @@ def score(
             "p_at_1": ratio(right, len(inscope)),
             "top1": ratio(top1, len(inscope)),
             "one_tap": ratio(tap, len(inscope)),
+            "shown": ratio(shown, len(inscope)),
             "declined": ratio(declined, len(oos)),
             "wrong": ratio(wrong, len(pairs)),
         }
@@ -227,8 +241,8 @@ def cell(value: float) -> str:
 def markdown(results: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| city | dense | kind | n | P@1 (answered right) | top-1 right | right within one tap "
-        "| OOS declined | wrong answers |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| one tap as shown ¹ | OOS declined | wrong answers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         kinds = res["kinds"]
@@ -239,7 +253,7 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
         ]
         for kind in order:
             t = kinds[kind]
-            metrics = (t[k] for k in ("p_at_1", "top1", "one_tap", "declined", "wrong"))
+            metrics = (t[k] for k in ("p_at_1", "top1", "one_tap", "shown", "declined", "wrong"))
             label = f"**{kind}**" if kind == "ALL" else kind
             lines.append(
                 f"| {res['city']} | {res['dense']} | {label} | {int(t['n'])} | "
@@ -247,6 +261,8 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
                 + " |"
             )
     lines += [
+        "",
+        '¹ also the closest entries the bot lists under its "don\'t know" (intents/fallback.py)',
         "",
         "| city | dense | queries | KB load incl. calibration, s (first row: + models) "
         "| CPU ms / query mean | p95 |",

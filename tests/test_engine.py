@@ -201,3 +201,30 @@ async def test_a_new_persons_audience_comes_from_the_channel_setting(
         assert found == {"line": "company", "web": "resident", "telegram": "company"}
     finally:
         await rt.aclose()
+
+
+async def test_dont_know_lists_the_closest_entries_when_they_are_near(runtime: Runtime) -> None:
+    """Below the 「もしかして」 band the right entry is still often among the closest three:
+    the "don't know" lists them as buttons (above a floor) instead of the topic menu."""
+    from faq.matcher import Band
+    from intents.fallback import NEARBY_FLOOR
+
+    matcher = runtime.engine.services.matcher
+    candidates = (
+        "Is there any financial help if I move here?",
+        "雪かきの道具はどこで買えますか",
+        "How much money do I need to live here?",
+        "駅前の駐車場は有料ですか",
+    )
+    near = [
+        q
+        for q in candidates
+        if (r := matcher.match(q)).band is Band.UNKNOWN and r.confidence >= NEARBY_FLOOR
+    ]
+    assert near, "no candidate lands between the floor and the suggest band: update the list"
+    chan = FakeChannel(runtime.engine)
+    replies = await chan.say(near[0])
+    said = texts(replies)
+    assert "お答えできる情報がありません" in said or "I don't have information" in said
+    top = [m.entry.id for m in matcher.match(near[0]).matches[:3]]
+    assert [v for v in values(replies) if v.startswith("faq:")] == [f"faq:{i}" for i in top]
