@@ -5,17 +5,18 @@ unanswered questions, and one visitor's message ids are theirs alone."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.runtime import Runtime
 from bot.storage.models import Person, UnansweredQuestion
 from bot.web import create_app
 from faq.library import FaqLibrary
-from tests.conftest import Clock
+from tests.conftest import ROOT, Clock
 
 
 @pytest.fixture
@@ -121,3 +122,11 @@ def test_the_same_message_id_from_two_visitors_is_answered_for_both(client: Test
     # ... while a visitor's own double submit is still answered once.
     again = client.post("/api/chat", json={"text": "English", "id": "m-1"})
     assert again.status_code == 200 and again.json()["replies"] == []
+
+
+def test_a_wrong_limit_stops_start_up_naming_its_key(tmp_path: Path) -> None:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("visitor_burst = 20", "visitor_burst = 0"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"webchat\.visitor_burst"):
+        load_settings(path, environ={})
