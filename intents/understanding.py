@@ -200,8 +200,11 @@ class Understander:
         cls, commands: Sequence[Command], faq: Retriever, cache_dir: Path | None = None
     ) -> Understander:
         encoders = [e for e in faq.encoders if e.key in _COMMAND_MODELS]
+        # A folder of its own: the embedding and analysis caches keep one file per model,
+        # pruned to the last index built, so sharing the FAQ's would evict its entries.
+        own = cache_dir / "commands" if cache_dir is not None else None
         retriever = Retriever(
-            [c.document() for c in commands], faq.analyzer, faq.synonyms, encoders, cache_dir
+            [c.document() for c in commands], faq.analyzer, faq.synonyms, encoders, own
         )
         # The confidence aligned to the command index itself (a dozen examples a command,
         # where FAQ entries have a few questions), with the FAQ's own questions as what must
