@@ -272,7 +272,12 @@ async def _uvicorn(app: Starlette, port: int) -> AsyncIterator[_Watch]:
     )
     server = uvicorn.Server(config)
     watch = _Watch()
-    logging.getLogger("uvicorn.error").addHandler(watch)
+    error_log = logging.getLogger("uvicorn.error")
+    # An earlier test's uvicorn (log_level="warning") leaves its level behind, and a client
+    # that went away is logged at INFO: as a server started with LOG_LEVEL=INFO logs it.
+    level = error_log.level
+    error_log.setLevel(logging.INFO)
+    error_log.addHandler(watch)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:  # start-up, not a timed wait: the task runs meanwhile
@@ -284,7 +289,8 @@ async def _uvicorn(app: Starlette, port: int) -> AsyncIterator[_Watch]:
     finally:
         server.should_exit = True
         await task
-        logging.getLogger("uvicorn.error").removeHandler(watch)
+        error_log.removeHandler(watch)
+        error_log.setLevel(level)
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
