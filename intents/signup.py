@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.messages import Choice, EventKind, Reply
 from faq.matcher import Band
-from faq.normalize import fold
+from faq.normalize import clear_language, fold
 from intents import validate
 from intents.base import Outcome, Turn, keyword_set
 from intents.notices import tour_dates, tour_label, when
@@ -594,7 +594,12 @@ class TourSignup:
                 )
             return await self._start(turn)
         if wants_signup(turn) and turn.postback is not None:
-            return await self._start(turn)  # pressed 申し込む again: a fresh form
+            # 申し込む pressed again (perhaps an old button higher up in the chat): the
+            # half-filled form is kept, unless the button asks for the other form.
+            kind = turn.postback.split(":")[2] if turn.postback.count(":") == 2 else form.type
+            if kind in FORMS and kind != form.type:
+                return await self._start(turn)
+            return await self._ask(turn, form, [Reply(turn.say("form_already_signing_up"))])
         return await self._continue(turn, form)
 
     async def _start(self, turn: Turn) -> Outcome:
@@ -657,7 +662,8 @@ class TourSignup:
             answer = turn.faq.best
             assert answer is not None
             lead = [
-                Reply(answer.entry.answer_in(turn.lang)),
+                # in the question's own language (the form keeps the person's)
+                Reply(answer.entry.answer_in(clear_language(turn.text) or turn.lang)),
                 Reply(turn.say("signup.answer_then_continue")),
             ]
             return await self._ask(turn, form, lead)
@@ -733,7 +739,7 @@ class TourSignup:
             return await self._ask(turn, form, [])
         if turn.is_text and turn.faq.band is Band.ANSWER and turn.faq.best is not None:
             lead = [
-                Reply(turn.faq.best.entry.answer_in(turn.lang)),
+                Reply(turn.faq.best.entry.answer_in(clear_language(turn.text) or turn.lang)),
                 Reply(turn.say("signup.answer_then_continue")),
             ]
             return await self._ask(turn, form, lead)
