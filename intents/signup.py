@@ -339,100 +339,64 @@ def _contact(text: str) -> dict[str, str] | None:
     return None if found is None else {found[0]: found[1]}
 
 
+def text_step(name: str, check: Callable[[str], Any], error: str, *, free: bool = False) -> Step:
+    """A step answered by typing: asked with signup.ask.<name>, checked by `check`. A free
+    step (a name, a company) takes any text but a clear command; the others only valid text."""
+    return Step(
+        name,
+        ask_text(f"signup.ask.{name}"),
+        parse_with(check, error),
+        free_text=free,
+        accepts=(lambda turn: False) if free else accept_with(check),
+    )
+
+
+def count_step(name: str, low: int, high: int, parse: Parse | None = None) -> Step:
+    return Step(
+        name,
+        ask_count(f"signup.ask.{name}", low, high),
+        parse or parse_count(low, high),
+        accepts=accept_count(low, high),
+    )
+
+
+def option_step(name: str, options: tuple[str, ...], **extra: Any) -> Step:
+    return Step(
+        name,
+        ask_options(f"signup.ask.{name}", options, name),
+        parse_option(options, name),
+        accepts=accept_option(options, name),
+        **extra,
+    )
+
+
+CONSENT = Step("consent", ask_consent, parse_consent, accepts=lambda t: t.folded in CONSENT_WORDS)
+CONFIRM = Step("confirm", ask_confirm, parse_confirm)
+
 INDIVIDUAL: tuple[Step, ...] = (
     Step("tour", ask_tour, parse_tour),
-    Step(
-        "name",
-        ask_text("signup.ask.name"),
-        parse_with(validate.name, "signup.invalid.name"),
-        free_text=True,
-    ),
-    Step(
-        "furigana",
-        ask_text("signup.ask.furigana"),
-        parse_with(validate.furigana, "signup.invalid.furigana"),
-        accepts=accept_with(validate.furigana),
-    ),
-    Step(
-        "contact",
-        ask_text("signup.ask.contact"),
-        parse_with(_contact, "signup.invalid.contact"),
-        accepts=accept_with(_contact),
-    ),
-    Step(
-        "adults",
-        ask_count("signup.ask.adults", 1, MAX_PARTY),
-        parse_adults,
-        accepts=accept_count(1, MAX_PARTY),
-    ),
-    Step(
-        "children",
-        ask_count("signup.ask.children", 0, MAX_PARTY - 1),
-        parse_children,
-        accepts=accept_count(0, MAX_PARTY - 1),
-    ),
-    Step(
-        "prefecture",
-        ask_text("signup.ask.prefecture"),
-        parse_with(validate.prefecture, "signup.invalid.prefecture"),
-        accepts=accept_with(validate.prefecture),
-    ),
-    Step(
-        "work",
-        ask_options("signup.ask.work", WORK, "work"),
-        parse_option(WORK, "work"),
-        accepts=accept_option(WORK, "work"),
-    ),
+    text_step("name", validate.name, "signup.invalid.name", free=True),
+    text_step("furigana", validate.furigana, "signup.invalid.furigana"),
+    text_step("contact", _contact, "signup.invalid.contact"),
+    count_step("adults", 1, MAX_PARTY, parse_adults),
+    count_step("children", 0, MAX_PARTY - 1, parse_children),
+    text_step("prefecture", validate.prefecture, "signup.invalid.prefecture"),
+    option_step("work", WORK),
     Step("interests", ask_interests, parse_interests),
     Step("note", ask_note, parse_note, free_text=True),
-    Step("consent", ask_consent, parse_consent, accepts=lambda t: t.folded in CONSENT_WORDS),
-    Step("confirm", ask_confirm, parse_confirm),
+    CONSENT,
+    CONFIRM,
 )
 
 COMPANY: tuple[Step, ...] = (
-    Step(
-        "company",
-        ask_text("signup.ask.company"),
-        parse_with(lambda t: validate.text_field(t, 100), "signup.invalid.name"),
-        free_text=True,
-    ),
-    Step(
-        "contact_person",
-        ask_text("signup.ask.contact_person"),
-        parse_with(validate.name, "signup.invalid.name"),
-        free_text=True,
-    ),
-    Step(
-        "email",
-        ask_text("signup.ask.email"),
-        parse_with(validate.email, "signup.invalid.email"),
-        accepts=accept_with(validate.email),
-    ),
-    Step(
-        "phone",
-        ask_text("signup.ask.phone"),
-        parse_with(validate.phone, "signup.invalid.phone"),
-        accepts=accept_with(validate.phone),
-    ),
-    Step(
-        "visitors",
-        ask_count("signup.ask.visitors", 1, 10),
-        parse_count(1, 10),
-        accepts=accept_count(1, 10),
-    ),
-    Step(
-        "purpose",
-        ask_options("signup.ask.purpose", PURPOSES, "purpose"),
-        parse_option(PURPOSES, "purpose"),
-        accepts=accept_option(PURPOSES, "purpose"),
-    ),
-    Step(
-        "format",
-        ask_options("signup.ask.format", FORMATS, "format"),
-        parse_option(FORMATS, "format"),
-        accepts=accept_option(FORMATS, "format"),
-        resets=("tour", "slots"),  # dates differ between visits and meetings
-    ),
+    text_step("company", lambda t: validate.text_field(t, 100), "signup.invalid.name", free=True),
+    text_step("contact_person", validate.name, "signup.invalid.name", free=True),
+    text_step("email", validate.email, "signup.invalid.email"),
+    text_step("phone", validate.phone, "signup.invalid.phone"),
+    count_step("visitors", 1, 10),
+    option_step("purpose", PURPOSES),
+    # dates differ between visits and meetings
+    option_step("format", FORMATS, resets=("tour", "slots")),
     Step("tour", ask_tour, parse_tour),
     Step(
         "slots",
@@ -442,8 +406,8 @@ COMPANY: tuple[Step, ...] = (
         accepts=accept_slot,
     ),
     Step("note", ask_note, parse_note, free_text=True),
-    Step("consent", ask_consent, parse_consent, accepts=lambda t: t.folded in CONSENT_WORDS),
-    Step("confirm", ask_confirm, parse_confirm),
+    CONSENT,
+    CONFIRM,
 )
 
 FORMS = {"individual": INDIVIDUAL, "company": COMPANY}
