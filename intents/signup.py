@@ -7,6 +7,7 @@ language or ask an FAQ question (answered, then the step is asked again).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -505,6 +506,18 @@ FORM_POSTBACKS = ("form:", "cancel", "signup:", "lang")
 FREE_TEXT_CONFIDENCE = 0.9
 
 
+def typed_answer(turn: Turn, form: Form) -> bool:
+    """A typed "2" the engine matched to a button offered by something else (a command answered
+    while the form waited) that is a valid answer to the form's step: the step takes it."""
+    return (
+        turn.incoming.kind is EventKind.TEXT
+        and turn.postback is not None
+        and not turn.postback.startswith(FORM_POSTBACKS)
+        and not form.pending
+        and step_named(form, form.step).accepts(turn)
+    )
+
+
 def interruption(turn: Turn) -> str | None:
     """The command to carry out instead of taking this message as the open form's answer,
     or None. A command wins when the text is not a valid answer to the step; on a free-text
@@ -513,7 +526,9 @@ def interruption(turn: Turn) -> str | None:
     if form is None or turn.incoming.kind not in (EventKind.TEXT, EventKind.POSTBACK):
         return None
     if turn.postback is not None:
-        return None if turn.postback.startswith(FORM_POSTBACKS) else turn.postback
+        if turn.postback.startswith(FORM_POSTBACKS) or typed_answer(turn, form):
+            return None
+        return turn.postback
     meant = turn.understood.command
     if meant is None or meant.in_form is not InForm.ACT:
         return None
@@ -549,6 +564,8 @@ class TourSignup:
 
     async def respond(self, turn: Turn) -> Outcome:
         form = Form.load(turn.state.get("form"))
+        if form is not None and typed_answer(turn, form):
+            turn = dataclasses.replace(turn, postback=None)
         if form is None:
             if turn.postback == "form:confirm" and turn.state.get("confirmed_form"):
                 return await self._already(turn, str(turn.state["confirmed_form"]))
