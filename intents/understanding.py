@@ -118,8 +118,11 @@ def load_commands(path: Path = COMMANDS_FILE) -> tuple[Command, ...]:
                 shortcuts=frozenset(fold(s) for s in item.get("shortcuts", ()) if fold(s)),
                 examples=examples,
             )
-        except (KeyError, ValueError) as exc:
-            raise CommandFileError(f"{where}: {exc}") from None
+        except KeyError as exc:
+            raise CommandFileError(f"{where}: {exc.args[0]} is missing") from None
+        except ValueError:
+            choices = ", ".join(InForm)
+            raise CommandFileError(f"{where}: in_form must be one of {choices}") from None
         if not any(examples.values()):
             raise CommandFileError(f"{where}: needs examples.ja or examples.en")
         for s in command.shortcuts:
