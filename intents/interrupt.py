@@ -22,18 +22,26 @@ class FormInterrupt:
         self.handlers = list(handlers)
 
     def claims(self, turn: Turn) -> bool:
-        return interruption(turn) is not None
+        return self._handler(turn) is not None
+
+    def _handler(self, turn: Turn) -> tuple[Intent, Turn] | None:
+        """Who carries out the command, and the turn as if its button had been pressed (the
+        handlers read turn.command). None for anything no command handles (a stale or forged
+        button): the form answers that itself."""
+        action = interruption(turn)
+        if action is None:
+            return None
+        meant = dataclasses.replace(turn, postback=action)
+        intent = next((i for i in self.handlers if i.claims(meant)), None)
+        return (intent, meant) if intent is not None else None
 
     async def respond(self, turn: Turn) -> Outcome:
-        action = interruption(turn)
-        # The command as if its button had been pressed: the handlers read turn.command.
-        meant = dataclasses.replace(turn, postback=action)
-        for intent in self.handlers:
-            if intent.claims(meant):
-                result = intent.respond(meant)
-                outcome = await result if inspect.isawaitable(result) else result
-                return await self._keep_form(turn, outcome)
-        raise LookupError(f"no intent handles {action!r}")  # the registry must list them
+        found = self._handler(turn)
+        assert found is not None  # claims() said so
+        intent, meant = found
+        result = intent.respond(meant)
+        outcome = await result if inspect.isawaitable(result) else result
+        return await self._keep_form(turn, outcome)
 
     @staticmethod
     async def _keep_form(turn: Turn, outcome: Outcome) -> Outcome:
