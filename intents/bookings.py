@@ -6,6 +6,7 @@ from bot.messages import Choice, Reply
 from intents.base import Outcome, Turn
 from intents.notices import short_label, tour_label
 from intents.ports import Booked, SignupView
+from intents.signup import abandon_question
 
 # Row ids are 32-bit integers on PostgreSQL: a larger number in a forged postback names no
 # booking, and must be "not found" rather than an error from the database.
@@ -61,9 +62,7 @@ class MyBookings:
         lines = [turn.say("bookings.list")]
         choices: list[Choice] = []
         for s in signups:
-            status = turn.say(f"bookings.status.{s.status}")
-            tour = tour_label(s.tour, turn.services.tz, turn.lang)
-            lines.append(turn.say("bookings.item", id=s.id, tour=tour, status=status))
+            lines.append(_item(turn, s))
             choices.append(Choice(turn.say("bookings.btn.move", id=s.id), f"booking:move:{s.id}"))
             choices.append(
                 Choice(turn.say("bookings.btn.cancel", id=s.id), f"booking:cancel:{s.id}")
@@ -140,14 +139,16 @@ async def move_any(turn: Turn, signups: list[SignupView]) -> Outcome:
     return _which(turn, signups, "move")
 
 
+def _item(turn: Turn, signup: SignupView) -> str:
+    """One sign-up as a line: reference, tour and dates, status."""
+    tour = tour_label(signup.tour, turn.services.tz, turn.lang)
+    status = turn.say(f"bookings.status.{signup.status}")
+    return turn.say("bookings.item", id=signup.id, tour=tour, status=status)
+
+
 def _which(turn: Turn, signups: list[SignupView], action: str) -> Outcome:
     if not signups and turn.state.get("form") and action == "cancel":
-        # 「やっぱり行けなくなった」 halfway through a sign-up: they mean this one.
-        options = (
-            Choice(turn.say("form_abandon_btn.yes"), "cancel"),
-            Choice(turn.say("signup.btn.continue"), "form:continue"),
-        )
-        return Outcome([Reply(turn.say("form_abandon_confirm"), choices=options)])
+        return abandon_question(turn)  # 「行けなくなった」 mid-form: they mean this one
     if not signups:
         signup = Choice(turn.say("signup.btn.signup"), "signup:start")
         return Outcome(
@@ -156,9 +157,7 @@ def _which(turn: Turn, signups: list[SignupView], action: str) -> Outcome:
     lines = [turn.say(f"bookings.which_{action}")]
     choices = []
     for s in signups[:10]:
-        tour = tour_label(s.tour, turn.services.tz, turn.lang)
-        status = turn.say(f"bookings.status.{s.status}")
-        lines.append(turn.say("bookings.item", id=s.id, tour=tour, status=status))
+        lines.append(_item(turn, s))
         choices.append(
             Choice(turn.say(f"bookings.btn.{action}", id=s.id), f"booking:{action}:{s.id}")
         )

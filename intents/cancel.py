@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.messages import Choice, Reply
+from bot.messages import Reply
 from intents.base import Outcome, Turn, keyword_set
 from intents.bookings import cancel_any
+from intents.signup import abandon_question
 
 # Exact words that drop a half-filled form at once (and the form's own 「やめる」 button).
 CANCEL = keyword_set(
@@ -32,12 +33,7 @@ class Cancel:
     async def respond(self, turn: Turn) -> Outcome:
         busy = bool(turn.state.get("form"))
         if turn.command == "form:abandon" and busy:
-            # Understood from free words rather than the button: ask before throwing it away.
-            options = (
-                Choice(turn.say("form_abandon_btn.yes"), "cancel"),
-                Choice(turn.say("signup.btn.continue"), "form:continue"),
-            )
-            return Outcome([Reply(turn.say("form_abandon_confirm"), choices=options)])
+            return abandon_question(turn)
         if not busy and turn.is_text:
             # 「キャンセル」 typed with no form open: the FAQ tells people to send it to cancel
             # a booking.

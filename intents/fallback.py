@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.messages import Choice, EventKind, Reply
 from intents.base import Outcome, Turn
-from intents.faq_answer import missed
+from intents.faq_answer import missed, suggestion_choices
 from intents.handoff import MISSES_BEFORE_OFFER, offer_choice
 
 
@@ -45,11 +45,9 @@ NEARBY_FLOOR = 0.1
 def nearby_entries(turn: Turn) -> tuple[Choice, ...]:
     if not (turn.is_text and turn.folded):
         return ()
-    result = turn.faq
-    if result.confidence < NEARBY_FLOOR:
+    if turn.faq.confidence < NEARBY_FLOOR:
         return ()
-    closest = result.matches[: turn.services.suggestions]
-    return tuple(Choice(m.entry.title_in(turn.lang), f"faq:{m.entry.id}") for m in closest)
+    return suggestion_choices(turn, turn.understood.meanings)
 
 
 class DontKnow:

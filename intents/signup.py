@@ -20,7 +20,7 @@ from faq.matcher import Band
 from faq.normalize import clear_language, fold
 from intents import validate
 from intents.base import Outcome, Turn, keyword_set
-from intents.notices import tour_dates, tour_label, when
+from intents.notices import short_label, tour_dates, tour_label, when
 from intents.ports import Booked, BookingResult, TourView
 from intents.understanding import InForm
 
@@ -145,7 +145,7 @@ async def ask_tour(turn: Turn, form: Form) -> Reply:
     opts = []
     for n, tour in enumerate(tours[:10], start=1):
         lines.append(f"{n}. " + _tour_line(turn, tour))
-        opts.append((_short(tour, turn), f"form:tour:{tour.id}"))
+        opts.append((short_label(tour, turn.services.tz, turn.lang), f"form:tour:{tour.id}"))
     back = (turn.say("signup.btn.back"), "form:back")
     cancel = (turn.say("signup.btn.cancel"), "cancel")
     choices = tuple(Choice(label, value) for label, value in [*opts, back, cancel])
@@ -157,11 +157,6 @@ def _tour_line(turn: Turn, tour: TourView) -> str:
     return turn.say(
         "signup.tour_line", title=tour.title_in(turn.lang), dates=dates, seats=tour.seats_left
     )
-
-
-def _short(tour: TourView, turn: Turn) -> str:
-    local = tour.starts_at.astimezone(turn.services.tz)
-    return f"{local.month}/{local.day}" + (" " + tour.title_in(turn.lang))[:12]
 
 
 async def ask_slots(turn: Turn, form: Form) -> Reply:
@@ -538,6 +533,16 @@ def interruption(turn: Turn) -> str | None:
     if step.free_text:
         return meant.action if turn.understood.confidence >= FREE_TEXT_CONFIDENCE else None
     return None if step.accepts(turn) else meant.action
+
+
+def abandon_question(turn: Turn) -> Outcome:
+    """「申し込みをやめますか？」: asked before a half-filled form is thrown away on words the
+    bot understood rather than the form's own 「やめる」 button."""
+    options = (
+        Choice(turn.say("form_abandon_btn.yes"), "cancel"),
+        Choice(turn.say("signup.btn.continue"), "form:continue"),
+    )
+    return Outcome([Reply(turn.say("form_abandon_confirm"), choices=options)])
 
 
 def resume_offer(turn: Turn) -> Choice:

@@ -186,17 +186,13 @@ class Understander:
     def __init__(
         self,
         commands: Sequence[Command],
-        retriever: Retriever | None,
+        retriever: Retriever,
         calibration: Calibration | None = None,
     ) -> None:
         self.commands = {c.id: c for c in commands}
         self._shortcuts = {s: c for c in commands for s in c.shortcuts}
         self._retriever = retriever
-        self._cascade = (
-            Cascade(retriever, staged=False, calibration=calibration)
-            if retriever is not None
-            else None
-        )
+        self._cascade = Cascade(retriever, staged=False, calibration=calibration)
 
     @classmethod
     def build(
@@ -222,7 +218,7 @@ class Understander:
         return self._shortcuts.get(fold(text))
 
     def rank_commands(self, text: str) -> tuple[Band, float, tuple[Meaning, ...]]:
-        if self._retriever is None or self._cascade is None or not fold(text):
+        if not fold(text):
             return Band.UNKNOWN, 0.0, ()
         nearest = self._retriever.nearest_question(text, _COMMAND_MODELS[0])
         # Kana-only text reads badly to the sentence encoder (にってい へんこう): rank it.
